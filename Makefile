@@ -1,0 +1,48 @@
+# Two commands for a new user: `make demo` (the whole pipeline on synthetic data) and `make test`.
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: venv install demo test test-fast bench lint clean
+
+venv: $(BIN)/python
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Reinstall only when the dependency pins change; one resolve, pinned by constraints.txt.
+$(STAMP): $(BIN)/python pyproject.toml constraints.txt
+	$(BIN)/pip install -q -c constraints.txt -e ".[dev]" 2>&1 \
+	  | { grep -v "is ignored: it is neither" || true; }
+	$(BIN)/python -c "import lowlight, rawpy, torch, mlflow, kfp, dvc"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	dvc repro
+	@echo
+	@echo "Outputs:"
+	@echo "  RAW (synthetic SID layout): data/synthetic/Sony/{short,long}/*.dng"
+	@echo "  converted images:           data/converted/{short,long}/  (manifest data/converted/converted.parquet)"
+	@echo "  pairs:                      data/pairs.parquet"
+
+test: install
+	$(BIN)/python -m pytest -q
+
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow"
+
+bench: install
+	$(BIN)/python bench/convert.py
+
+lint: install
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+clean:
+	rm -rf data models reports mlruns .pytest_cache bench/_work

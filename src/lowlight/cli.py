@@ -1,0 +1,163 @@
+"""The ``lowlight`` command: one sub-command per stage, in pipeline order.
+
+Thin edge: parse flags, merge them over params.yaml, call ``lowlight.stages``, print a summary.
+Expected failures (``LowlightError``) become one red line and exit code 1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.table import Table
+
+from lowlight import __version__, stages
+from lowlight.config import load_params, override
+from lowlight.errors import ConfigError, LowlightError
+
+app = typer.Typer(
+    help="Learning to see in the dark: RAW low-light photos -> clean images, as a pipeline.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True)
+out = Console()
+
+ParamsOpt = Annotated[
+    Path, typer.Option("--params", help="params.yaml to read (built-in defaults if absent)")
+]
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """Expected failures: one red line, exit code 1, no traceback."""
+    try:
+        yield
+    except LowlightError as exc:
+        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+
+
+def show(title: str, summary: dict) -> None:
+    table = Table(title=title, show_header=False, title_justify="left")
+    for key, value in summary.items():
+        if isinstance(value, list) and len(value) > 8:
+            value = ", ".join(map(str, value[:8])) + f", ... ({len(value)} in all)"
+        table.add_row(key, str(value))
+    out.print(table)
+
+
+def version_callback(value: bool) -> None:
+    if value:
+        out.print(f"lowlight {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug logging")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=version_callback, is_eager=True)
+    ] = False,
+) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(message)s",
+        handlers=[RichHandler(console=console, show_time=False, show_path=False)],
+    )
+
+
+@app.command()
+def synth(
+    out_dir: Annotated[Path, typer.Argument(metavar="OUT", help="dataset root to write")],
+    scenes: Annotated[int | None, typer.Option(help="scenes in all (>= 3)")] = None,
+    size: Annotated[str | None, typer.Option(help="frame size HxW, e.g. 256x384")] = None,
+    frames: Annotated[int | None, typer.Option(help="short frames per scene")] = None,
+    seed: Annotated[int | None, typer.Option(help="random seed")] = None,
+    photos: Annotated[str | None, typer.Option(help="folder of your own photos")] = None,
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Write a small synthetic SID-like dataset (DNG + list files)."""
+    with user_errors():
+        p = load_params(params)
+        cfg = override(p.synth, "synth", scenes=scenes, size=size, frames=frames, photos=photos)
+        show("synth", stages.synth(cfg, out_dir, seed if seed is not None else p.seed))
+
+
+def parse_ratio(text: str | None) -> float | str | None:
+    if text is None or text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise ConfigError(f"--ratio must be a number or 'auto', got {text!r}") from None
+
+
+@app.command()
+def convert(
+    in_dir: Annotated[Path, typer.Argument(metavar="IN", help="RAW folder (SID layout or any)")],
+    out_dir: Annotated[Path | None, typer.Argument(metavar="OUT", help="converted folder")] = None,
+    format: Annotated[str | None, typer.Option(help="jpeg | png16")] = None,
+    quality: Annotated[int | None, typer.Option(help="JPEG quality")] = None,
+    half_size: Annotated[bool | None, typer.Option("--half-size/--full-size")] = None,
+    amplify: Annotated[
+        bool | None, typer.Option("--amplify/--no-amplify", help="ratio-amplify short frames")
+    ] = None,
+    ratio: Annotated[
+        str | None, typer.Option(help="gain for non-SID names: a number or 'auto'")
+    ] = None,
+    workers: Annotated[int | None, typer.Option(help="worker processes")] = None,
+    shard: Annotated[str | None, typer.Option(help="convert only shard i of n (0-based i/n)")] = None,
+    merge: Annotated[
+        bool, typer.Option("--merge", help="combine shard manifests in IN (then OUT is omitted)")
+    ] = False,
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Convert RAW files to sRGB JPEG / 16-bit PNG, amplifying short exposures by their ratio."""
+    from lowlight.conversion import parse_shard
+
+    with user_errors():
+        if merge:
+            show("convert --merge", stages.merge_convert(out_dir or in_dir))
+            return
+        if out_dir is None:
+            raise ConfigError("convert needs IN and OUT folders")
+        cfg = override(
+            load_params(params).convert,
+            "convert",
+            format=format,
+            quality=quality,
+            half_size=half_size,
+            amplify=amplify,
+            ratio=parse_ratio(ratio),
+            workers=workers,
+        )
+        summary = stages.convert(cfg, in_dir, out_dir, parse_shard(shard) if shard else None)
+        show("convert", summary)
+
+
+@app.command()
+def pair(
+    converted: Annotated[Path, typer.Argument(metavar="CONVERTED", help="converted folder")],
+    pairs_path: Annotated[Path, typer.Argument(metavar="PAIRS.parquet", help="pairs file")],
+    select: Annotated[str | None, typer.Option(help="darkest | all")] = None,
+    lists: Annotated[
+        Path | None, typer.Option(help="folder of SID list files (default: beside the RAWs)")
+    ] = None,
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Pair each short exposure with its scene's long exposure."""
+    with user_errors():
+        cfg = override(load_params(params).pair, "pair", select=select)
+        show("pair", stages.pair(cfg, converted, pairs_path, lists))
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,114 @@
+"""params.yaml, validated: one pydantic section per stage, mirroring the file key by key.
+
+Unknown or mistyped keys are errors that name the key and the file, so a typo never silently
+falls back to a default. Command-line flags override values with the same names.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from lowlight.errors import ConfigError
+from lowlight.sid import MAX_RATIO
+
+DEFAULT_PARAMS = Path("params.yaml")
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def parse_size(value: Any) -> tuple[int, int]:
+    """``"240x360"`` or ``[240, 360]`` -> (height, width)."""
+    if isinstance(value, str):
+        parts = value.lower().split("x")
+        if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+            raise ValueError(f"size must be HxW like 240x360, got {value!r}")
+        value = [int(p) for p in parts]
+    height, width = (int(v) for v in value)
+    if height < 16 or width < 16 or height % 2 or width % 2:
+        raise ValueError(f"size must be even and at least 16x16 (a Bayer mosaic), got {value}")
+    return height, width
+
+
+S = TypeVar("S", bound=Section)
+
+
+class SynthConfig(Section):
+    scenes: int = Field(12, ge=3, description="scenes in all; every split gets at least one")
+    size: tuple[int, int] = Field((256, 384), description="height x width of each frame")
+    frames: int = Field(2, ge=1, description="short frames per scene")
+    photos: str | None = Field(None, description="folder of the user's photos; None = bundled")
+
+    @field_validator("size", mode="before")
+    @classmethod
+    def _size(cls, value: Any) -> tuple[int, int]:
+        return parse_size(value)
+
+
+class ConvertConfig(Section):
+    format: Literal["jpeg", "png16"] = "jpeg"
+    quality: int = Field(95, ge=1, le=100, description="JPEG quality")
+    half_size: bool = False
+    amplify: bool = True
+    # Gain for files outside SID's layout: a number, "auto" (target brightness) or None (1).
+    ratio: float | Literal["auto"] | None = None
+    max_ratio: float = Field(MAX_RATIO, gt=0)
+    auto_target: float = Field(0.18, gt=0, lt=1, description="mean linear level for 'auto'")
+    workers: int = Field(1, ge=1)
+
+
+class PairConfig(Section):
+    select: Literal["darkest", "all"] = "darkest"
+
+
+class Params(Section):
+    seed: int = 0
+    synth: SynthConfig = SynthConfig()
+    convert: ConvertConfig = ConvertConfig()
+    pair: PairConfig = PairConfig()
+
+
+def _describe(err: ValidationError, source: str) -> str:
+    problems = []
+    for item in err.errors():
+        key = ".".join(str(p) for p in item["loc"])
+        if item["type"] == "extra_forbidden":
+            problems.append(f"unknown key '{key}'")
+        else:
+            problems.append(f"'{key}': {item['msg']} (got {item.get('input')!r})")
+    return f"{source}: " + "; ".join(problems)
+
+
+def load_params(path: Path | str | None = None) -> Params:
+    """Params from ``path`` (default params.yaml when it exists, else built-in defaults)."""
+    path = Path(path) if path is not None else DEFAULT_PARAMS
+    if not path.exists():
+        if path == DEFAULT_PARAMS:
+            return Params()
+        raise ConfigError(f"{path}: params file not found")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections, got {type(data).__name__}")
+    try:
+        return Params.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, str(path))) from None
+
+
+def override(section: S, name: str, **flags: Any) -> S:
+    """``section`` with the flags that were given (not None) replacing its values."""
+    given = {k: v for k, v in flags.items() if v is not None}
+    if not given:
+        return section
+    try:
+        return type(section).model_validate({**section.model_dump(), **given})
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, f"command-line flags for '{name}'")) from None

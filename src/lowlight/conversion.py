@@ -1,0 +1,249 @@
+"""Planning and bookkeeping of the convert stage: which files, which gain, the manifest.
+
+The manifest (``converted.parquet``) is the stage's contract: one row per RAW file, ``ok`` or
+``failed`` with the reason, so a corrupt file is reported and the batch goes on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from lowlight import __version__
+from lowlight.config import ConvertConfig
+from lowlight.errors import DatasetError, LowlightError
+from lowlight.imageio import BITS, SUFFIX, write_image
+from lowlight.raw import RAW_SUFFIXES, decode
+from lowlight.sid import exposure_ratio, parse_name
+from lowlight.storage import atomic_path
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "converted.parquet"
+# SID's long exposures are 10 s or 30 s and its short ones 0.1 s or less: 1 s separates them.
+LONG_EXPOSURE_MIN = 1.0
+MANIFEST_SCHEMA = pa.schema(
+    [
+        ("source", pa.string()),  # relative to the RAW folder
+        ("output", pa.string()),  # relative to the converted folder; null when failed
+        ("source_sha256", pa.string()),
+        ("exposure", pa.float64()),
+        ("iso", pa.int32()),
+        ("camera", pa.string()),
+        ("width", pa.int32()),
+        ("height", pa.int32()),
+        ("gain", pa.float64()),
+        ("status", pa.string()),  # ok | failed
+        ("error", pa.string()),
+        ("settings", pa.string()),  # what produced the output; unchanged -> skip on re-run
+    ]
+)
+
+
+@dataclass(frozen=True)
+class Job:
+    source: str
+    output: str
+    gain: float | str  # a number or "auto"
+    exposure: float | None  # from the SID name, when it has one
+
+
+def list_raw_files(raw_dir: Path) -> list[str]:
+    """Every RAW file under ``raw_dir`` (any depth), as sorted relative POSIX paths."""
+    if not raw_dir.is_dir():
+        raise DatasetError(f"{raw_dir}: RAW folder not found")
+    files = sorted(
+        p.relative_to(raw_dir).as_posix()
+        for p in raw_dir.rglob("*")
+        if p.is_file() and p.suffix.lower() in RAW_SUFFIXES and not p.name.startswith(".")
+    )
+    if not files:
+        raise DatasetError(f"{raw_dir}: no RAW files ({', '.join(sorted(RAW_SUFFIXES))})")
+    return files
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"i/n"`` -> (i, n) with 0 <= i < n."""
+    try:
+        index, count = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise LowlightError(f"--shard must look like i/n (e.g. 0/4), got {text!r}") from None
+    if count < 1 or not 0 <= index < count:
+        raise LowlightError(f"--shard {text}: need 0 <= i < n")
+    return index, count
+
+
+def plan_jobs(files: list[str], cfg: ConvertConfig) -> list[Job]:
+    """One job per file with its gain: SID shorts by exposure ratio, others by ``cfg.ratio``.
+
+    The ratio uses the longest exposure of the same scene among ALL files (not only a shard's).
+    """
+    names = {f: parse_name(f) for f in files}
+    longest: dict[str, float] = defaultdict(float)
+    for name in names.values():
+        if name is not None:
+            longest[name.scene_id] = max(longest[name.scene_id], name.exposure)
+    fallback: float | str = cfg.ratio if cfg.ratio is not None else 1.0
+
+    jobs = []
+    missing_long = set()
+    for source in files:
+        name = names[source]
+        if not cfg.amplify:
+            gain: float | str = 1.0
+        elif name is None:
+            gain = fallback
+        elif longest[name.scene_id] > name.exposure:
+            gain = exposure_ratio(longest[name.scene_id], name.exposure, cfg.max_ratio)
+        elif name.exposure >= LONG_EXPOSURE_MIN:
+            gain = 1.0  # the scene's long exposure
+        else:
+            gain = fallback
+            missing_long.add(name.scene_id)
+        output = Path(source).with_suffix(SUFFIX[cfg.format]).as_posix()
+        jobs.append(Job(source, output, gain, name.exposure if name else None))
+    if missing_long:
+        log.warning(
+            "no long exposure for scene(s) %s: their frames get gain %s (set --ratio)",
+            ", ".join(sorted(missing_long)),
+            fallback,
+        )
+    return jobs
+
+
+def settings_key(job: Job, cfg: ConvertConfig) -> str:
+    """Everything that changes the output bytes of a job."""
+    keys = {"format": cfg.format, "quality": cfg.quality, "half_size": cfg.half_size}
+    keys["gain"] = job.gain
+    if job.gain == "auto":
+        keys.update(auto_target=cfg.auto_target, max_ratio=cfg.max_ratio)
+    return json.dumps(keys, sort_keys=True)
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def convert_one(
+    raw_dir: Path, out_dir: Path, job: Job, cfg: ConvertConfig, previous: dict | None = None
+) -> dict:
+    """Convert one file; never raises for a bad file: it becomes a ``failed`` row."""
+    row = {field.name: None for field in MANIFEST_SCHEMA}
+    row.update(source=job.source, settings=settings_key(job, cfg), exposure=job.exposure)
+    try:
+        row["source_sha256"] = sha256_file(raw_dir / job.source)
+    except OSError as exc:
+        return {**row, "status": "failed", "error": f"cannot read: {exc}"}
+    if (
+        previous is not None
+        and previous["status"] == "ok"
+        and previous["source_sha256"] == row["source_sha256"]
+        and previous["settings"] == row["settings"]
+        and (out_dir / previous["output"]).exists()
+    ):
+        return {**previous, "status": "ok", "error": None, "skipped": True}
+    try:
+        image, meta, gain = decode(
+            raw_dir / job.source,
+            job.gain,
+            half_size=cfg.half_size,
+            bits=BITS[cfg.format],
+            auto_target=cfg.auto_target,
+            max_gain=cfg.max_ratio,
+        )
+        write_image(out_dir / job.output, image, cfg.format, cfg.quality)
+    except LowlightError as exc:
+        log.warning("%s", exc)
+        return {**row, "status": "failed", "error": str(exc)}
+    row.update(
+        output=job.output,
+        exposure=job.exposure if job.exposure is not None else meta.exposure,
+        iso=meta.iso,
+        camera=meta.camera,
+        width=meta.width,
+        height=meta.height,
+        gain=gain,
+        status="ok",
+    )
+    return row
+
+
+def manifest_name(shard: tuple[int, int] | None) -> str:
+    if shard is None:
+        return MANIFEST
+    return f"converted-part-{shard[0]:05d}-of-{shard[1]:05d}.parquet"
+
+
+def write_manifest(path: Path, rows: list[dict], raw_dir: str) -> None:
+    rows = sorted(rows, key=lambda r: r["source"])
+    table = pa.Table.from_pylist(
+        [{k: r.get(k) for k in MANIFEST_SCHEMA.names} for r in rows], schema=MANIFEST_SCHEMA
+    )
+    meta = {b"raw_dir": raw_dir.encode(), b"lowlight_version": __version__.encode()}
+    table = table.replace_schema_metadata(meta)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
+
+
+def read_manifest(converted_dir: Path) -> tuple[pa.Table, str]:
+    """The converted folder's manifest (or its shard manifests combined) and its RAW folder."""
+    path = converted_dir / MANIFEST
+    paths = [path] if path.exists() else shard_manifests(converted_dir)
+    if not paths:
+        raise DatasetError(f"{path}: no manifest; run `lowlight convert` first")
+    return read_manifest_parts(paths)
+
+
+def read_manifest_parts(paths: list[Path]) -> tuple[pa.Table, str]:
+    tables = []
+    for part in paths:
+        table = pq.read_table(part)
+        if table.schema.remove_metadata() != MANIFEST_SCHEMA:
+            raise DatasetError(f"{part}: not a lowlight manifest (columns {table.column_names})")
+        tables.append(table)
+    raw_dir = (tables[0].schema.metadata or {}).get(b"raw_dir", b"").decode()
+    return pa.concat_tables(tables).sort_by("source"), raw_dir
+
+
+def shard_manifests(converted_dir: Path) -> list[Path]:
+    """The shard manifests of a sharded conversion, checked complete (all n of n present)."""
+    parts = sorted(converted_dir.glob("converted-part-*-of-*.parquet"))
+    counts = {int(p.stem.rsplit("-", 1)[1]) for p in parts}
+    if parts and (len(counts) != 1 or len(parts) != next(iter(counts))):
+        raise DatasetError(
+            f"{converted_dir}: found {len(parts)} shard manifests for {sorted(counts)} shards; "
+            "run the missing shards first"
+        )
+    return parts
+
+
+def previous_rows(path: Path) -> dict[str, dict]:
+    """Rows of an earlier manifest at ``path`` by source, for skipping unchanged files."""
+    if not path.exists():
+        return {}
+    try:
+        return {r["source"]: r for r in pq.read_table(path).to_pylist()}
+    except (pa.ArrowInvalid, OSError):
+        log.warning("%s: unreadable earlier manifest, converting everything again", path)
+        return {}
+
+
+def merge_manifests(converted_dir: Path) -> dict:
+    """Combine the shard manifests of ``converted_dir`` into ``converted.parquet``."""
+    parts = shard_manifests(converted_dir)
+    if not parts:
+        raise DatasetError(f"{converted_dir}: no shard manifests (converted-part-*.parquet)")
+    table, raw_dir = read_manifest_parts(parts)
+    write_manifest(converted_dir / MANIFEST, table.to_pylist(), raw_dir)
+    return {"shards": len(parts), "files": table.num_rows, "manifest": str(converted_dir / MANIFEST)}

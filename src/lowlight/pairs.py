@@ -1,0 +1,53 @@
+"""The pairs file: one row per (dark, bright) pair, the contract between pair and patch."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from lowlight import __version__
+from lowlight.errors import DatasetError
+from lowlight.sid import Pair
+from lowlight.storage import atomic_path
+
+PAIRS_SCHEMA = pa.schema(
+    [
+        ("pair_id", pa.string()),
+        ("scene_id", pa.string()),
+        ("split", pa.string()),
+        ("dark", pa.string()),  # relative to the converted folder (metadata "converted_dir")
+        ("bright", pa.string()),
+        ("dark_exposure", pa.float64()),
+        ("bright_exposure", pa.float64()),
+        ("ratio", pa.float64()),
+        ("iso", pa.int32()),
+    ]
+)
+
+
+def write_pairs(path: Path, pairs: list[Pair], outputs: dict[str, str], converted_dir: str) -> None:
+    """Write ``pairs`` with dark/bright stems replaced by their converted files' paths."""
+    rows = []
+    for pair in pairs:
+        row = asdict(pair)
+        row["dark"], row["bright"] = outputs[pair.dark], outputs[pair.bright]
+        rows.append(row)
+    table = pa.Table.from_pylist(rows, schema=PAIRS_SCHEMA)
+    table = table.replace_schema_metadata(
+        {b"converted_dir": converted_dir.encode(), b"lowlight_version": __version__.encode()}
+    )
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
+
+
+def read_pairs(path: Path) -> tuple[pa.Table, str]:
+    """The pairs table and the converted folder its paths are relative to."""
+    if not Path(path).exists():
+        raise DatasetError(f"{path}: pairs file not found; run `lowlight pair` first")
+    table = pq.read_table(path)
+    if table.schema.remove_metadata() != PAIRS_SCHEMA:
+        raise DatasetError(f"{path}: not a lowlight pairs file (columns {table.column_names})")
+    return table, (table.schema.metadata or {}).get(b"converted_dir", b"").decode()

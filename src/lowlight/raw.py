@@ -1,0 +1,132 @@
+"""Decode camera RAW files with LibRaw (rawpy): metadata, linear-space amplification, sRGB output.
+
+Black and white levels always come from each file's own metadata (never Sony's 512/16383 baked
+in): SID's code hard-coded them and broke for every other camera.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rawpy
+
+from lowlight.errors import RawDecodeError
+
+log = logging.getLogger(__name__)
+
+# Extensions LibRaw reads (a practical subset of its ~1000 supported cameras' formats).
+RAW_SUFFIXES = frozenset(
+    ".arw .srf .sr2 .dng .nef .nrw .cr2 .cr3 .crw .raf .kdc .dcr .orf .rw2 .pef .srw .3fr .iiq "
+    ".erf .mrw .mos .mef .x3f .rwl .raw".split()
+)
+# The sRGB transfer curve in LibRaw's (power, toe slope) form; the synthetic data undoes it.
+SRGB_GAMMA = (2.4, 12.92)
+
+
+@dataclass(frozen=True)
+class RawMeta:
+    exposure: float | None  # seconds, from EXIF
+    iso: int | None
+    camera: str
+    width: int  # of the processed image
+    height: int
+
+
+def amplify_mosaic(
+    mosaic: np.ndarray, black: np.ndarray, white: int, gain: float
+) -> np.ndarray:
+    """Scale a RAW mosaic by ``gain`` in linear space: subtract black, multiply, clip, add black.
+
+    ``black`` is the per-pixel black level (same shape as ``mosaic``, or broadcastable).
+    Returns a new array of the mosaic's dtype.
+    """
+    signal = mosaic.astype(np.float32) - black
+    np.multiply(signal, np.float32(gain), out=signal)
+    np.clip(signal, 0.0, np.asarray(white, np.float32) - black, out=signal)
+    signal += black
+    return np.rint(signal).astype(mosaic.dtype)
+
+
+def linear_level(mosaic: np.ndarray, black: np.ndarray, white: int) -> float:
+    """Mean signal as a fraction of the sensor's range (0 = black, 1 = white)."""
+    span = np.maximum(np.asarray(white, np.float32) - black, 1.0)
+    return float(np.mean(np.clip((mosaic.astype(np.float32) - black) / span, 0.0, 1.0)))
+
+
+def estimate_gain(level: float, target: float, cap: float) -> float:
+    """The gain that brings a mean linear ``level`` to ``target``, within [1, cap]."""
+    return float(np.clip(target / max(level, 1e-6), 1.0, cap))
+
+
+def _black_map(raw: rawpy.RawPy) -> np.ndarray:
+    levels = np.asarray(raw.black_level_per_channel, dtype=np.float32)
+    return levels[raw.raw_colors]
+
+
+def _camera_name(path: Path) -> tuple[str, int | None]:
+    """(make and model, EXIF ISO) from the file's EXIF, which rawpy does not expose."""
+    import exifread
+
+    try:
+        with open(path, "rb") as fh:
+            tags = exifread.process_file(fh, details=False, stop_tag="ISOSpeedRatings")
+    except Exception:  # EXIF is optional: a RAW without it still decodes
+        return "", None
+    make = str(tags.get("Image Make", "")).strip()
+    model = str(tags.get("Image Model", "")).strip()
+    iso_tag = tags.get("EXIF ISOSpeedRatings") or tags.get("Image ISOSpeedRatings")
+    try:
+        iso = int(str(iso_tag).split(",")[0].strip("[] ")) if iso_tag else None
+    except ValueError:
+        iso = None
+    camera = model if model.startswith(make) else f"{make} {model}".strip()
+    return camera, iso
+
+
+def decode(
+    path: Path,
+    gain: float | str = 1.0,
+    *,
+    half_size: bool = False,
+    bits: int = 8,
+    auto_target: float = 0.18,
+    max_gain: float = 300.0,
+) -> tuple[np.ndarray, RawMeta, float]:
+    """Decode ``path`` to an HxWx3 sRGB array (uint8 or uint16), amplified by ``gain``.
+
+    ``gain`` may be ``"auto"``: estimated to bring the mean linear level to ``auto_target``.
+    Returns the image, its metadata and the gain actually applied.
+    """
+    try:
+        with rawpy.imread(str(path)) as raw:
+            if raw.raw_type != rawpy.RawType.Flat or raw.num_colors < 3:
+                log.debug("%s: non-Bayer layout (%s)", path, raw.raw_type)
+            black = _black_map(raw)
+            white = int(raw.white_level)
+            if gain == "auto":
+                gain = estimate_gain(linear_level(raw.raw_image, black, white), auto_target, max_gain)
+            gain = float(gain)
+            if gain != 1.0:
+                # raw_image is a writable view into LibRaw's buffer: amplify before demosaicing.
+                raw.raw_image[...] = amplify_mosaic(raw.raw_image, black, white, gain)
+            image = raw.postprocess(
+                use_camera_wb=True,
+                no_auto_bright=True,
+                output_color=rawpy.ColorSpace.sRGB,
+                gamma=SRGB_GAMMA,
+                output_bps=bits,
+                half_size=half_size,
+            )
+            other = raw.other
+    except (rawpy.LibRawError, rawpy.NotSupportedError, OSError, ValueError) as exc:
+        reason = str(exc) or type(exc).__name__
+        raise RawDecodeError(f"{path}: cannot decode RAW ({type(exc).__name__}: {reason})") from exc
+    camera, exif_iso = _camera_name(path)
+    iso = int(other.iso_speed) if other.iso_speed > 0 else exif_iso
+    # LibRaw stores the shutter as float32 (0.1 -> 0.100000001): keep 6 significant digits.
+    exposure = float(f"{other.shutter_speed:.6g}") if other.shutter_speed > 0 else None
+    meta = RawMeta(exposure, iso, camera, width=image.shape[1], height=image.shape[0])
+    return image, meta, gain

@@ -1,0 +1,128 @@
+"""One function per pipeline stage, shared by the CLI, dvc.yaml (through the CLI) and Kubeflow.
+
+Each takes its validated config section plus input and output locations, does all the I/O and
+returns a small summary dict.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import ProcessPoolExecutor
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from lowlight import conversion, pairs, sid, synth as synthetic
+from lowlight.config import ConvertConfig, PairConfig, SynthConfig
+from lowlight.errors import DatasetError
+
+log = logging.getLogger(__name__)
+
+
+def synth(cfg: SynthConfig, out: Path, seed: int) -> dict:
+    """Write a SID-layout dataset: ``out/Sony/{short,long}/*.dng`` and the three list files."""
+    photos = synthetic.load_photos(Path(cfg.photos) if cfg.photos else None)
+    plans = synthetic.plan_scenes(cfg.scenes, len(photos), np.random.default_rng(seed))
+    folder = Path(out) / "Sony"
+    lines: dict[str, list[str]] = {split: [] for split in sid.SPLITS}
+    for plan in tqdm(plans, desc="synth", unit="scene"):
+        photo = photos[plan.photo][1]
+        lines[plan.split] += synthetic.write_scene(folder, plan, photo, cfg.size, cfg.frames, seed)
+    for split, split_lines in lines.items():
+        path = Path(out) / sid.LIST_FILE.format(split=split)
+        path.write_text("".join(f"{line}\n" for line in split_lines))
+    return {
+        "scenes": len(plans),
+        "files": len(plans) * (cfg.frames + 1),
+        "size": f"{cfg.size[0]}x{cfg.size[1]}",
+        "splits": {split: len(v) // cfg.frames for split, v in lines.items()},
+        "out": str(folder),
+    }
+
+
+def convert(
+    cfg: ConvertConfig, raw_dir: Path, out: Path, shard: tuple[int, int] | None = None
+) -> dict:
+    """Convert every RAW under ``raw_dir`` (or one shard of them) and write the manifest."""
+    start = time.perf_counter()
+    raw_dir, out = Path(raw_dir), Path(out)
+    jobs = conversion.plan_jobs(conversion.list_raw_files(raw_dir), cfg)
+    if shard is not None:
+        jobs = jobs[shard[0] :: shard[1]]
+    manifest = out / conversion.manifest_name(shard)
+    previous = conversion.previous_rows(manifest)
+    work = partial(conversion.convert_one, raw_dir, out)
+    args = [(job, cfg, previous.get(job.source)) for job in jobs]
+    bar = partial(tqdm, total=len(jobs), desc="convert", unit="file")
+    if cfg.workers > 1 and len(jobs) > 1:
+        with ProcessPoolExecutor(max_workers=cfg.workers) as pool:
+            rows = list(bar(pool.map(work, *zip(*args, strict=True))))
+    else:
+        rows = [work(*a) for a in bar(args)]
+    conversion.write_manifest(manifest, rows, str(raw_dir))
+
+    failed = [r for r in rows if r["status"] == "failed"]
+    skipped = sum(1 for r in rows if r.get("skipped"))
+    if rows and len(failed) == len(rows):
+        raise DatasetError(f"{raw_dir}: every file failed to convert, first: {failed[0]['error']}")
+    megapixels = sum((r["width"] or 0) * (r["height"] or 0) for r in rows) / 1e6
+    seconds = time.perf_counter() - start
+    return {
+        "files": len(rows),
+        "converted": len(rows) - len(failed) - skipped,
+        "skipped_unchanged": skipped,
+        "failed": len(failed),
+        "failed_files": [r["source"] for r in failed],
+        "seconds": round(seconds, 2),
+        "megapixels": round(megapixels, 2),
+        "manifest": str(manifest),
+    }
+
+
+def merge_convert(out: Path) -> dict:
+    """Combine shard manifests written by ``convert(..., shard=(i, n))``."""
+    return conversion.merge_manifests(Path(out))
+
+
+def pair(
+    cfg: PairConfig, converted: Path, pairs_path: Path, lists_dir: Path | None = None
+) -> dict:
+    """Pair short with long exposures from the converted manifest (+ SID list files)."""
+    converted = Path(converted)
+    table, raw_dir = conversion.read_manifest(converted)
+    rows = table.to_pylist()
+    ok = [r for r in rows if r["status"] == "ok"]
+    frames, outputs, unnamed = [], {}, 0
+    for row in ok:
+        name = sid.parse_name(row["source"])
+        if name is None:
+            unnamed += 1
+            continue
+        stem = Path(row["source"]).stem
+        frames.append(sid.Frame(stem, name, row["iso"]))
+        outputs[stem] = row["output"]
+    lists = {}
+    for folder in [lists_dir] if lists_dir else [Path(raw_dir), Path(raw_dir).parent]:
+        if folder and folder.is_dir():
+            lists.update(sid.read_list_files(folder))
+    found = sid.pair_frames(frames, cfg.select, lists)
+    if not found:
+        raise DatasetError(
+            f"{converted}: no (short, long) pairs among {len(ok)} converted frames "
+            "(no long exposures, or no SID-named files)"
+        )
+    pairs.write_pairs(Path(pairs_path), found, outputs, str(converted))
+    splits = {s: sum(1 for p in found if p.split == s) for s in sid.SPLITS}
+    ratios = sorted({round(p.ratio) for p in found})
+    return {
+        "pairs": len(found),
+        "splits": splits,
+        "ratios": ratios,
+        "failed_conversions": len(rows) - len(ok),
+        "not_sid_named": unnamed,
+        "lists_used": bool(lists),
+        "out": str(pairs_path),
+    }
