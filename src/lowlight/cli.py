@@ -114,7 +114,9 @@ def convert(
         str | None, typer.Option(help="gain for non-SID names: a number or 'auto'")
     ] = None,
     workers: Annotated[int | None, typer.Option(help="worker processes")] = None,
-    shard: Annotated[str | None, typer.Option(help="convert only shard i of n (0-based i/n)")] = None,
+    shard: Annotated[
+        str | None, typer.Option(help="convert only shard i of n (0-based i/n)")
+    ] = None,
     merge: Annotated[
         bool, typer.Option("--merge", help="combine shard manifests in IN (then OUT is omitted)")
     ] = False,

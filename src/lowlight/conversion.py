@@ -246,4 +246,8 @@ def merge_manifests(converted_dir: Path) -> dict:
         raise DatasetError(f"{converted_dir}: no shard manifests (converted-part-*.parquet)")
     table, raw_dir = read_manifest_parts(parts)
     write_manifest(converted_dir / MANIFEST, table.to_pylist(), raw_dir)
-    return {"shards": len(parts), "files": table.num_rows, "manifest": str(converted_dir / MANIFEST)}
+    return {
+        "shards": len(parts),
+        "files": table.num_rows,
+        "manifest": str(converted_dir / MANIFEST),
+    }

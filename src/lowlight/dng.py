@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -74,6 +73,3 @@ def write_dng(path: Path, bayer: np.ndarray, meta: DngMeta) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_bytes(bytes(data))
     return path
-
-
-

@@ -1,4 +1,4 @@
-"""Read and write the pipeline's images: 8-bit JPEG and 16-bit PNG, RGB in memory, atomic on disk."""
+"""The pipeline's images: 8-bit JPEG and 16-bit PNG, RGB in memory, written atomically."""
 
 from __future__ import annotations
 

@@ -19,8 +19,11 @@ log = logging.getLogger(__name__)
 
 # Extensions LibRaw reads (a practical subset of its ~1000 supported cameras' formats).
 RAW_SUFFIXES = frozenset(
-    ".arw .srf .sr2 .dng .nef .nrw .cr2 .cr3 .crw .raf .kdc .dcr .orf .rw2 .pef .srw .3fr .iiq "
-    ".erf .mrw .mos .mef .x3f .rwl .raw".split()
+    {
+        *(".arw", ".srf", ".sr2", ".dng", ".nef", ".nrw", ".cr2", ".cr3", ".crw", ".raf"),
+        *(".kdc", ".dcr", ".orf", ".rw2", ".pef", ".srw", ".3fr", ".iiq", ".erf", ".mrw"),
+        *(".mos", ".mef", ".x3f", ".rwl", ".raw"),
+    }
 )
 # The sRGB transfer curve in LibRaw's (power, toe slope) form; the synthetic data undoes it.
 SRGB_GAMMA = (2.4, 12.92)
@@ -35,9 +38,7 @@ class RawMeta:
     height: int
 
 
-def amplify_mosaic(
-    mosaic: np.ndarray, black: np.ndarray, white: int, gain: float
-) -> np.ndarray:
+def amplify_mosaic(mosaic: np.ndarray, black: np.ndarray, white: int, gain: float) -> np.ndarray:
     """Scale a RAW mosaic by ``gain`` in linear space: subtract black, multiply, clip, add black.
 
     ``black`` is the per-pixel black level (same shape as ``mosaic``, or broadcastable).
@@ -107,7 +108,9 @@ def decode(
             black = _black_map(raw)
             white = int(raw.white_level)
             if gain == "auto":
-                gain = estimate_gain(linear_level(raw.raw_image, black, white), auto_target, max_gain)
+                gain = estimate_gain(
+                    linear_level(raw.raw_image, black, white), auto_target, max_gain
+                )
             gain = float(gain)
             if gain != 1.0:
                 # raw_image is a writable view into LibRaw's buffer: amplify before demosaicing.

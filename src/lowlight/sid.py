@@ -14,7 +14,9 @@ from pathlib import Path
 
 from lowlight.errors import SidNameError
 
-SID_NAME = re.compile(r"^(?P<scene>\d{5})_(?P<frame>\d{2})_(?P<exposure>\d+(?:\.\d+)?)s$")
+SID_NAME = re.compile(
+    r"^(?P<scene>\d{5})_(?P<frame>\d{2})_(?P<exposure>\d+(?:\.\d+)?)s(?:\.[A-Za-z0-9]+)?$"
+)
 SPLIT_BY_PREFIX = {"0": "train", "1": "test", "2": "val"}
 SPLITS = ("train", "test", "val")
 LIST_FILE = "Sony_{split}_list.txt"
@@ -42,8 +44,8 @@ def format_exposure(seconds: float) -> str:
 
 
 def parse_name(path: str | Path) -> SidName | None:
-    """The SID fields of a file name, or None when the name does not follow SID's pattern."""
-    match = SID_NAME.match(Path(path).stem)
+    """The SID fields of a file name or stem, or None when it does not follow SID's pattern."""
+    match = SID_NAME.match(Path(path).name)
     if match is None:
         return None
     return SidName(match["scene"], int(match["frame"]), float(match["exposure"]))

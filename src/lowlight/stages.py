@@ -7,6 +7,7 @@ returns a small summary dict.
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import time
 from concurrent.futures import ProcessPoolExecutor
 from functools import partial
@@ -15,7 +16,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from lowlight import conversion, pairs, sid, synth as synthetic
+from lowlight import conversion, pairs, sid
+from lowlight import synth as synthetic
 from lowlight.config import ConvertConfig, PairConfig, SynthConfig
 from lowlight.errors import DatasetError
 
@@ -58,7 +60,9 @@ def convert(
     args = [(job, cfg, previous.get(job.source)) for job in jobs]
     bar = partial(tqdm, total=len(jobs), desc="convert", unit="file")
     if cfg.workers > 1 and len(jobs) > 1:
-        with ProcessPoolExecutor(max_workers=cfg.workers) as pool:
+        # spawn, not fork: LibRaw's OpenMP and OpenCV's thread pools deadlock in forked children.
+        spawn = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=cfg.workers, mp_context=spawn) as pool:
             rows = list(bar(pool.map(work, *zip(*args, strict=True))))
     else:
         rows = [work(*a) for a in bar(args)]
@@ -87,9 +91,7 @@ def merge_convert(out: Path) -> dict:
     return conversion.merge_manifests(Path(out))
 
 
-def pair(
-    cfg: PairConfig, converted: Path, pairs_path: Path, lists_dir: Path | None = None
-) -> dict:
+def pair(cfg: PairConfig, converted: Path, pairs_path: Path, lists_dir: Path | None = None) -> dict:
     """Pair short with long exposures from the converted manifest (+ SID list files)."""
     converted = Path(converted)
     table, raw_dir = conversion.read_manifest(converted)

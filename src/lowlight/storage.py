@@ -11,7 +11,7 @@ from pathlib import Path
 
 @contextlib.contextmanager
 def atomic_path(dest: Path | str) -> Iterator[Path]:
-    """Yield a temporary path beside ``dest``; rename it onto ``dest`` only if the block succeeds."""
+    """Yield a temp path beside ``dest``; it replaces ``dest`` only if the block succeeds."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)

@@ -1,0 +1,55 @@
+import pytest
+
+from lowlight.config import Params, load_params, override, parse_size
+from lowlight.errors import ConfigError
+
+
+def test_defaults_without_a_params_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert load_params() == Params()
+
+
+def test_repository_params_file_is_valid():
+    from pathlib import Path
+
+    params = load_params(Path(__file__).parents[1] / "params.yaml")
+    assert params.pair.select == "darkest"
+    assert params.synth.size == (256, 384)
+
+
+def test_unknown_key_names_the_key_and_the_file(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("convert:\n  fromat: jpeg\n")
+    with pytest.raises(ConfigError, match=r"params.yaml: unknown key 'convert.fromat'"):
+        load_params(path)
+
+
+def test_mistyped_value_names_the_key(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("convert:\n  format: tiff\nsynth:\n  scenes: two\n")
+    with pytest.raises(ConfigError) as err:
+        load_params(path)
+    assert "'convert.format'" in str(err.value) and "'synth.scenes'" in str(err.value)
+    assert str(path) in str(err.value)
+
+
+def test_missing_explicit_file_is_an_error(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_params(tmp_path / "nope.yaml")
+
+
+def test_flags_override_only_what_was_given():
+    base = Params().convert
+    changed = override(base, "convert", format="png16", workers=None)
+    assert changed.format == "png16" and changed.workers == base.workers
+    assert override(base, "convert", ratio="auto").ratio == "auto"
+    with pytest.raises(ConfigError, match="'workers'"):
+        override(base, "convert", workers=0)
+
+
+def test_size():
+    assert parse_size("240x360") == (240, 360)
+    assert parse_size([64, 96]) == (64, 96)
+    for bad in ("240", "241x360", "8x8", "axb"):
+        with pytest.raises(ValueError):
+            parse_size(bad)

@@ -1,0 +1,71 @@
+import numpy as np
+import pytest
+import rawpy
+
+from lowlight.dng import DngMeta, write_dng
+from lowlight.errors import RawDecodeError
+from lowlight.raw import amplify_mosaic, decode, estimate_gain, linear_level
+
+
+def test_amplify_scales_signal_above_black_and_clips_at_white():
+    mosaic = np.array([[512, 612], [2512, 16000]], dtype=np.uint16)
+    out = amplify_mosaic(mosaic, np.float32(512), 16383, 10.0)
+    assert out.dtype == np.uint16
+    assert out.tolist() == [[512, 1512], [16383, 16383]]
+
+
+def test_amplify_uses_per_pixel_black_levels():
+    mosaic = np.array([[600, 700]], dtype=np.uint16)
+    black = np.array([[500, 600]], dtype=np.float32)
+    assert amplify_mosaic(mosaic, black, 4095, 3.0).tolist() == [[800, 900]]
+
+
+def test_auto_gain_targets_a_brightness():
+    mosaic = np.full((4, 4), 512 + 159, dtype=np.uint16)  # 1 % of the range
+    level = linear_level(mosaic, np.float32(512), 16383)
+    assert level == pytest.approx(0.01, rel=0.01)
+    assert estimate_gain(level, 0.18, 300) == pytest.approx(18, rel=0.01)
+    assert estimate_gain(1e-9, 0.18, 300) == 300
+    assert estimate_gain(0.5, 0.18, 300) == 1.0
+
+
+def write_grey(path, level_dn, black=512, white=16383):
+    bayer = np.full((32, 48), black + level_dn, dtype=np.uint16)
+    write_dng(path, bayer, DngMeta(black, white, (1.0, 1.0, 1.0), 0.1, 800))
+    return path
+
+
+def test_dng_round_trip_keeps_levels_and_metadata(tmp_path):
+    path = write_grey(tmp_path / "x.dng", 1000, black=256, white=4095)
+    with rawpy.imread(str(path)) as raw:
+        assert raw.black_level_per_channel == [256] * 4
+        assert raw.white_level == 4095
+        assert (raw.raw_image == 1256).all()
+    _, meta, _ = decode(path)
+    assert (meta.exposure, meta.iso, meta.camera) == (0.1, 800, "lowlight synthetic RGGB")
+
+
+def test_decode_amplifies_in_linear_space(tmp_path):
+    path = write_grey(tmp_path / "grey.dng", 100)
+    dark, _, _ = decode(path, 1.0, bits=16)
+    bright, _, gain = decode(path, 10.0, bits=16)
+    assert gain == 10.0
+    # The sRGB curve is not linear: compare after undoing it.
+    from lowlight.synth import srgb_to_linear
+
+    ratio = srgb_to_linear(bright.mean() / 65535) / srgb_to_linear(dark.mean() / 65535)
+    assert ratio == pytest.approx(10.0, rel=0.03)
+
+
+def test_levels_come_from_the_file_not_sony_constants(tmp_path):
+    # A 12-bit camera with black 256: the same relative signal must give the same image.
+    sony = decode(write_grey(tmp_path / "a.dng", 1587, 512, 16383), 1.0)[0]
+    other = decode(write_grey(tmp_path / "b.dng", 384, 256, 4095), 1.0)[0]
+    assert abs(float(sony.mean()) - float(other.mean())) < 1.0
+
+
+def test_corrupt_file_names_the_file(tmp_path):
+    bad = tmp_path / "broken.ARW"
+    bad.write_bytes(b"not a raw file at all" * 10)
+    with pytest.raises(RawDecodeError, match="broken.ARW"):
+        decode(bad)
