@@ -30,6 +30,7 @@ demo: install
 	@echo "  RAW (synthetic SID layout): data/synthetic/Sony/{short,long}/*.dng"
 	@echo "  converted images:           data/converted/{short,long}/  (manifest data/converted/converted.parquet)"
 	@echo "  pairs:                      data/pairs.parquet"
+	@echo "  patches:                    data/patches/{train,val}/part-*.parquet"
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -161,5 +161,29 @@ def pair(
         show("pair", stages.pair(cfg, converted, pairs_path, lists))
 
 
+@app.command()
+def patch(
+    pairs_path: Annotated[str, typer.Argument(metavar="PAIRS.parquet", help="pairs file or URI")],
+    out_dir: Annotated[str, typer.Argument(metavar="OUT", help="patch folder or s3:// URI")],
+    images: Annotated[
+        str | None, typer.Option(help="converted folder (default: the one the pairs file names)")
+    ] = None,
+    size: Annotated[int | None, typer.Option(help="patch side in pixels")] = None,
+    stride: Annotated[int | None, typer.Option(help="step between windows")] = None,
+    format: Annotated[str | None, typer.Option(help="uint8 | uint16")] = None,
+    max_per_image: Annotated[int | None, typer.Option(help="random subset per pair")] = None,
+    seed: Annotated[int | None, typer.Option(help="random seed")] = None,
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Cut train/val pairs into overlapping patches, streamed into Parquet parts."""
+    with user_errors():
+        p = load_params(params)
+        cfg = override(
+            p.patch, "patch", size=size, stride=stride, format=format, max_per_image=max_per_image
+        )
+        seed = seed if seed is not None else p.seed
+        show("patch", stages.patch(cfg, pairs_path, out_dir, seed, images))
+
+
 if __name__ == "__main__":
     app()

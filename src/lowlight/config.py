@@ -66,11 +66,21 @@ class PairConfig(Section):
     select: Literal["darkest", "all"] = "darkest"
 
 
+class PatchConfig(Section):
+    size: int = Field(100, ge=8, description="patch side in pixels (seed: 100)")
+    stride: int = Field(50, ge=1, description="step between windows (seed: 50)")
+    format: Literal["uint8", "uint16"] = "uint8"
+    max_per_image: int | None = Field(None, ge=1, description="seeded random subset per pair")
+    row_group: int = Field(1024, ge=1, description="patches per Parquet row group")
+    part_rows: int = Field(8192, ge=1, description="patches per part file (bounds its size)")
+
+
 class Params(Section):
     seed: int = 0
     synth: SynthConfig = SynthConfig()
     convert: ConvertConfig = ConvertConfig()
     pair: PairConfig = PairConfig()
+    patch: PatchConfig = PatchConfig()
 
 
 def _describe(err: ValidationError, source: str) -> str:

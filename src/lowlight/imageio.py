@@ -7,6 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from lowlight import storage
 from lowlight.errors import DatasetError
 from lowlight.storage import atomic_path
 
@@ -36,11 +37,32 @@ def write_image(path: Path, image: np.ndarray, fmt: str, quality: int = 95) -> P
     return path
 
 
-def read_image(path: Path) -> np.ndarray:
-    """HxWx3 RGB, uint8 or uint16 as stored."""
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED | cv2.IMREAD_ANYCOLOR)
+def decode_image(data: bytes, source: str = "<bytes>") -> np.ndarray:
+    """Encoded JPEG/PNG bytes -> HxWx3 RGB, uint8 or uint16 as stored."""
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED | cv2.IMREAD_ANYCOLOR)
     if image is None:
-        raise DatasetError(f"{path}: missing or not a readable image")
+        raise DatasetError(f"{source}: not a readable JPEG/PNG image")
     if image.ndim == 2:
         image = np.repeat(image[..., None], 3, axis=2)
     return np.ascontiguousarray(image[..., 2::-1])
+
+
+def read_image(loc: storage.Location) -> np.ndarray:
+    """HxWx3 RGB from a local path or URI, uint8 or uint16 as stored."""
+    try:
+        data = storage.read_bytes(loc)
+    except (FileNotFoundError, OSError) as exc:
+        raise DatasetError(f"{loc}: missing or unreadable image ({exc})") from None
+    return decode_image(data, str(loc))
+
+
+def to_dtype(image: np.ndarray, dtype: str) -> np.ndarray:
+    """Rescale between 8 and 16 bits (x257 keeps white white), or return as is."""
+    target = np.dtype(dtype)
+    if image.dtype == target:
+        return image
+    if image.dtype == np.uint8 and target == np.uint16:
+        return image.astype(np.uint16) * 257
+    if image.dtype == np.uint16 and target == np.uint8:
+        return ((image.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    raise ValueError(f"cannot convert {image.dtype} to {target}")

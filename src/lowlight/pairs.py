@@ -8,7 +8,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from lowlight import __version__
+from lowlight import __version__, storage
 from lowlight.errors import DatasetError
 from lowlight.sid import Pair
 from lowlight.storage import atomic_path
@@ -43,11 +43,12 @@ def write_pairs(path: Path, pairs: list[Pair], outputs: dict[str, str], converte
         pq.write_table(table, tmp, compression="zstd")
 
 
-def read_pairs(path: Path) -> tuple[pa.Table, str]:
+def read_pairs(loc: storage.Location) -> tuple[pa.Table, str]:
     """The pairs table and the converted folder its paths are relative to."""
-    if not Path(path).exists():
-        raise DatasetError(f"{path}: pairs file not found; run `lowlight pair` first")
-    table = pq.read_table(path)
+    if not storage.exists(loc):
+        raise DatasetError(f"{loc}: pairs file not found; run `lowlight pair` first")
+    fs, path = storage.resolve(loc)
+    table = pq.read_table(path, filesystem=fs)
     if table.schema.remove_metadata() != PAIRS_SCHEMA:
-        raise DatasetError(f"{path}: not a lowlight pairs file (columns {table.column_names})")
+        raise DatasetError(f"{loc}: not a lowlight pairs file (columns {table.column_names})")
     return table, (table.schema.metadata or {}).get(b"converted_dir", b"").decode()

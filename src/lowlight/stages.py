@@ -6,9 +6,11 @@ returns a small summary dict.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import multiprocessing
 import time
+import zlib
 from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from pathlib import Path
@@ -16,9 +18,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from lowlight import conversion, pairs, sid
+from lowlight import conversion, imageio, pairs, patches, sid, storage
 from lowlight import synth as synthetic
-from lowlight.config import ConvertConfig, PairConfig, SynthConfig
+from lowlight.config import ConvertConfig, PairConfig, PatchConfig, SynthConfig
 from lowlight.errors import DatasetError
 
 log = logging.getLogger(__name__)
@@ -128,3 +130,71 @@ def pair(cfg: PairConfig, converted: Path, pairs_path: Path, lists_dir: Path | N
         "lists_used": bool(lists),
         "out": str(pairs_path),
     }
+
+
+def patch(
+    cfg: PatchConfig,
+    pairs_loc: storage.Location,
+    out: storage.Location,
+    seed: int,
+    images: storage.Location | None = None,
+) -> dict:
+    """Cut every train/val pair into overlapping windows and stream them into Parquet parts.
+
+    Test pairs are not patched: evaluation uses whole images.
+    """
+    table, converted = pairs.read_pairs(pairs_loc)
+    images = images or converted
+    spec = patches.PatchSpec.rgb(
+        cfg.size, cfg.stride, cfg.format, hashlib.sha256(storage.read_bytes(pairs_loc)).hexdigest()
+    )
+    rows = sorted(table.to_pylist(), key=lambda r: r["pair_id"])
+    summary: dict = {"skipped_pairs": []}
+    for split in ("train", "val"):
+        folder = storage.join(out, split)
+        storage.make_dirs(folder)
+        for stale in patches.list_parts(folder):
+            storage.remove(stale)
+        split_rows = [r for r in rows if r["split"] == split]
+        with patches.PatchWriter(folder, spec, cfg.row_group, cfg.part_rows) as writer:
+            for row in tqdm(split_rows, desc=f"patch {split}", unit="pair"):
+                windows = cut_pair(row, images, cfg, seed)
+                if isinstance(windows, str):
+                    log.warning("%s", windows)
+                    summary["skipped_pairs"].append(windows)
+                    continue
+                writer.add(row["pair_id"], row["scene_id"], row["ratio"], *windows)
+        summary[f"{split}_pairs"] = len(split_rows)
+        summary[f"{split}_patches"] = writer.rows
+        summary[f"{split}_parts"] = len(writer.parts)
+    summary.update(size=cfg.size, stride=cfg.stride, dtype=cfg.format, out=str(out))
+    summary["skipped"] = len(summary.pop("skipped_pairs"))
+    return summary
+
+
+def cut_pair(
+    row: dict, images: storage.Location, cfg: PatchConfig, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | str:
+    """(starts, dark windows, bright windows) of one pair, or why it has to be skipped."""
+    dark_loc, bright_loc = storage.join(images, row["dark"]), storage.join(images, row["bright"])
+    try:
+        dark, bright = imageio.read_image(dark_loc), imageio.read_image(bright_loc)
+    except DatasetError as exc:
+        return f"pair {row['pair_id']} skipped ({dark_loc}, {bright_loc}): {exc}"
+    if dark.shape != bright.shape:
+        return (
+            f"pair {row['pair_id']} skipped: {dark_loc} is {dark.shape[1]}x{dark.shape[0]} "
+            f"but {bright_loc} is {bright.shape[1]}x{bright.shape[0]}"
+        )
+    dark, bright = imageio.to_dtype(dark, cfg.format), imageio.to_dtype(bright, cfg.format)
+    starts, dark_windows = patches.cut_windows(dark, cfg.size, cfg.stride)
+    _, bright_windows = patches.cut_windows(bright, cfg.size, cfg.stride)
+    if cfg.max_per_image is not None and len(starts) > cfg.max_per_image:
+        rng = np.random.default_rng([seed, zlib.crc32(row["pair_id"].encode())])
+        keep = np.sort(rng.choice(len(starts), cfg.max_per_image, replace=False))
+        starts, dark_windows, bright_windows = (
+            starts[keep],
+            dark_windows[keep],
+            bright_windows[keep],
+        )
+    return starts, dark_windows, bright_windows

@@ -1,24 +1,105 @@
-"""Where files live and how they appear: atomically, so a crash never leaves half a file."""
+"""Where files live and how they appear: local paths or ``s3://`` URIs, written atomically.
+
+Local files are written to a temp file and renamed; an S3 object only becomes visible when its
+upload completes, which is the same guarantee. The S3 endpoint (MinIO, moto) comes from
+``AWS_ENDPOINT_URL`` and credentials from the usual ``AWS_*`` variables, never from params.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import posixpath
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import pyarrow.fs as pafs
+
+Location = str | Path
+
+
+def is_remote(loc: Location) -> bool:
+    return "://" in str(loc)
+
+
+def join(loc: Location, *parts: str) -> Location:
+    """``loc / parts`` that keeps a URI a URI."""
+    if is_remote(loc):
+        return posixpath.join(str(loc), *parts)
+    return Path(loc).joinpath(*parts)
+
+
+def resolve(loc: Location) -> tuple[pafs.FileSystem, str]:
+    """(pyarrow filesystem, path inside it) for a local path or an ``s3://`` URI."""
+    if is_remote(loc):
+        return pafs.FileSystem.from_uri(str(loc))
+    return pafs.LocalFileSystem(), os.path.abspath(loc)
+
+
+def exists(loc: Location) -> bool:
+    fs, path = resolve(loc)
+    return fs.get_file_info(path).type != pafs.FileType.NotFound
+
+
+def read_bytes(loc: Location) -> bytes:
+    fs, path = resolve(loc)
+    with fs.open_input_stream(path) as stream:
+        return stream.read()
+
+
+def list_files(loc: Location, suffix: str = "") -> list[str]:
+    """Files directly in folder ``loc`` whose names end with ``suffix``, sorted, as locations."""
+    fs, path = resolve(loc)
+    infos = fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
+    names = sorted(
+        posixpath.basename(i.path)
+        for i in infos
+        if i.type == pafs.FileType.File and i.path.endswith(suffix)
+    )
+    return [str(join(loc, name)) for name in names]
+
+
+def remove(loc: Location) -> None:
+    fs, path = resolve(loc)
+    fs.delete_file(path)
+
+
+def make_dirs(loc: Location) -> None:
+    fs, path = resolve(loc)
+    fs.create_dir(path, recursive=True)
+
+
+def temp_for(dest: Location) -> Path:
+    """A new local temp file for content that will become ``dest`` (see ``commit``)."""
+    folder = Path(tempfile.gettempdir()) if is_remote(dest) else Path(dest).parent
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{posixpath.basename(str(dest))}.", suffix=".tmp", dir=folder
+    )
+    os.close(fd)
+    return Path(tmp)
+
+
+def commit(tmp: Path, dest: Location) -> None:
+    """Make a finished temp file appear at ``dest`` in one step (rename, or one S3 upload)."""
+    if is_remote(dest):
+        fs, path = resolve(dest)
+        pafs.copy_files(str(tmp), path, destination_filesystem=fs)
+        tmp.unlink()
+    else:
+        os.replace(tmp, dest)
+
 
 @contextlib.contextmanager
-def atomic_path(dest: Path | str) -> Iterator[Path]:
-    """Yield a temp path beside ``dest``; it replaces ``dest`` only if the block succeeds."""
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+def atomic_path(dest: Location) -> Iterator[Path]:
+    """Yield a local temp path; on success it becomes ``dest`` (renamed, or uploaded to S3).
+
+    A failure inside the block leaves nothing at ``dest``: no half-written file or object.
+    """
+    tmp = temp_for(dest)
     try:
-        yield tmp_path
-        os.replace(tmp_path, dest)
+        yield tmp
+        commit(tmp, dest)
     finally:
-        tmp_path.unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)

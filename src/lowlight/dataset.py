@@ -1,0 +1,133 @@
+"""Torch datasets over the patch Parquet parts: a streaming one for training, a map-style one
+for validation. Both read only the row groups they need, never whole files."""
+
+from __future__ import annotations
+
+import bisect
+from collections import OrderedDict
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, IterableDataset, get_worker_info
+
+from lowlight import patches, storage
+
+Sample = tuple[torch.Tensor, torch.Tensor]
+
+
+def to_tensor(image: np.ndarray) -> torch.Tensor:
+    """HxWxC uint8/uint16 -> CxHxW float32 in [0, 1]."""
+    scale = float(np.iinfo(image.dtype).max)
+    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float().div_(scale)
+
+
+def augment(dark: np.ndarray, bright: np.ndarray, rng: np.random.Generator) -> tuple:
+    """The same random rot90 and horizontal flip for both images, so they stay aligned."""
+    turns, flip = int(rng.integers(4)), bool(rng.integers(2))
+    dark, bright = np.rot90(dark, turns), np.rot90(bright, turns)
+    if flip:
+        dark, bright = dark[:, ::-1], bright[:, ::-1]
+    return dark, bright
+
+
+def distributed_rank() -> tuple[int, int]:
+    """(rank, world size) of this process; (0, 1) outside torch.distributed."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+class PatchStream(IterableDataset):
+    """Training patches, streamed row group by row group.
+
+    Row groups are dealt round-robin to (rank, DataLoader worker) after a permutation seeded by
+    (seed, epoch), so across all processes and workers each patch is read once per epoch.
+    Patches are shuffled through a bounded buffer and augmented; call ``set_epoch`` each epoch.
+    """
+
+    def __init__(
+        self,
+        folder: storage.Location,
+        seed: int,
+        shuffle_buffer: int = 2048,
+        augment: bool = True,
+        rank: int | None = None,
+        world_size: int | None = None,
+    ):
+        self.spec, self.groups = patches.scan(folder)
+        self.seed, self.shuffle_buffer, self.augment = seed, shuffle_buffer, augment
+        self.rank, self.world_size = rank, world_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:  # patches in all shards together
+        return sum(g.rows for g in self.groups)
+
+    def shard(self) -> tuple[int, list[patches.RowGroup]]:
+        """(shard id, the row groups this process and worker read this epoch)."""
+        rank, world = distributed_rank()
+        rank = self.rank if self.rank is not None else rank
+        world = self.world_size if self.world_size is not None else world
+        info = get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info else (0, 1)
+        shard_id, shards = rank * workers + worker, world * workers
+        order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.groups))
+        return shard_id, [self.groups[i] for i in order[shard_id::shards]]
+
+    def __iter__(self) -> Iterator[Sample]:
+        shard_id, groups = self.shard()
+        rng = np.random.default_rng([self.seed, self.epoch, shard_id])
+        buffer: list[tuple[np.ndarray, np.ndarray]] = []
+        for group in groups:
+            dark, bright, _ = patches.read_row_group(group, self.spec)
+            for item in zip(dark, bright, strict=True):
+                if len(buffer) < self.shuffle_buffer:
+                    buffer.append(item)
+                    continue
+                if buffer:  # swap the new patch into a random slot, yield the old one
+                    slot = int(rng.integers(len(buffer)))
+                    buffer[slot], item = item, buffer[slot]
+                yield self._prepare(item, rng)
+        rng.shuffle(buffer)
+        for item in buffer:
+            yield self._prepare(item, rng)
+
+    def _prepare(self, item: tuple, rng: np.random.Generator) -> Sample:
+        dark, bright = augment(*item, rng) if self.augment else item
+        return to_tensor(dark), to_tensor(bright)
+
+
+class PatchTable(Dataset):
+    """Validation patches by index, in file order, without augmentation.
+
+    Keeps the last few decoded row groups, so a sequential pass reads each row group once.
+    """
+
+    def __init__(self, folder: storage.Location, cache_groups: int = 2):
+        self.spec, self.groups = patches.scan(folder)
+        self.starts = np.cumsum([0] + [g.rows for g in self.groups]).tolist()
+        self.cache_groups = cache_groups
+        self._cache: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return self.starts[-1]
+
+    def __getitem__(self, index: int) -> Sample:
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        group = bisect.bisect_right(self.starts, index) - 1
+        dark, bright = self._group(group)
+        row = index - self.starts[group]
+        return to_tensor(dark[row]), to_tensor(bright[row])
+
+    def _group(self, group: int) -> tuple[np.ndarray, np.ndarray]:
+        if group not in self._cache:
+            dark, bright, _ = patches.read_row_group(self.groups[group], self.spec)
+            self._cache[group] = (dark, bright)
+            while len(self._cache) > self.cache_groups:
+                self._cache.popitem(last=False)
+        self._cache.move_to_end(group)
+        return self._cache[group]

@@ -1,0 +1,301 @@
+"""Overlapping patches of image pairs, stored as Parquet: the grid, the schema, writer and reader.
+
+The schema is defined here once and imported by the writer, the datasets and the tests. Pixels
+are fixed-size binary (HxWxC row-major of the declared dtype), so a row group decodes to one
+contiguous numpy array without copies per patch.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from lowlight import __version__, storage
+from lowlight.errors import DatasetError
+
+PART_NAME = "part-{index:05d}.parquet"
+DTYPES = {"uint8": np.uint8, "uint16": np.uint16}
+
+
+# --- the grid ------------------------------------------------------------------------------------
+
+
+def window_starts(length: int, size: int, stride: int) -> list[int]:
+    """Starts 0, stride, 2*stride, ... with the last window aligned to the edge.
+
+    ``ceil((length - size) / stride) + 1`` windows, or one when ``length <= size``.
+    """
+    if size < 1 or stride < 1:
+        raise ValueError(f"size and stride must be positive, got {size}, {stride}")
+    if length <= size:
+        return [0]
+    count = math.ceil((length - size) / stride) + 1
+    return [min(i * stride, length - size) for i in range(count)]
+
+
+def pad_to(image: np.ndarray, size: int) -> np.ndarray:
+    """Reflect-pad an image smaller than ``size`` along either axis up to ``size``."""
+    pad_y, pad_x = max(size - image.shape[0], 0), max(size - image.shape[1], 0)
+    if not pad_y and not pad_x:
+        return image
+    return np.pad(image, ((0, pad_y), (0, pad_x), (0, 0)), mode="symmetric")
+
+
+def cut_windows(image: np.ndarray, size: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
+    """All windows of an HxWxC image: (N x 2 array of (y, x) starts, N x size x size x C)."""
+    image = pad_to(image, size)
+    ys = window_starts(image.shape[0], size, stride)
+    xs = window_starts(image.shape[1], size, stride)
+    starts = np.array([(y, x) for y in ys for x in xs], dtype=np.int32)
+    windows = np.stack([image[y : y + size, x : x + size] for y, x in starts])
+    return starts, windows
+
+
+def reassemble(starts: np.ndarray, windows: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Put windows back in place (later ones overwrite the overlap); the inverse of cut_windows."""
+    image = np.zeros(shape, dtype=windows.dtype)
+    for (y, x), window in zip(starts, windows, strict=True):
+        h, w = min(window.shape[0], shape[0] - y), min(window.shape[1], shape[1] - x)
+        image[y : y + h, x : x + w] = window[:h, :w]
+    return image
+
+
+# --- the schema ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PatchSpec:
+    """What a patch file holds; stored in every file's key-value metadata."""
+
+    size: int
+    stride: int
+    dtype: str = "uint8"
+    dark_shape: tuple[int, int, int] = (0, 0, 0)  # per patch, HxWxC
+    bright_shape: tuple[int, int, int] = (0, 0, 0)
+    pairs_sha256: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def rgb(cls, size: int, stride: int, dtype: str = "uint8", pairs_sha256: str = "") -> PatchSpec:
+        return cls(size, stride, dtype, (size, size, 3), (size, size, 3), pairs_sha256)
+
+    @property
+    def channels(self) -> int:
+        return self.dark_shape[2]
+
+    def nbytes(self, shape: tuple[int, int, int]) -> int:
+        return int(np.prod(shape)) * np.dtype(self.dtype).itemsize
+
+    def schema(self) -> pa.Schema:
+        fields = [
+            ("pair_id", pa.string()),
+            ("scene_id", pa.string()),
+            ("ratio", pa.float32()),
+            ("y", pa.int32()),
+            ("x", pa.int32()),
+            ("dark", pa.binary(self.nbytes(self.dark_shape))),
+            ("bright", pa.binary(self.nbytes(self.bright_shape))),
+        ]
+        return pa.schema(fields, metadata=self.metadata())
+
+    def metadata(self) -> dict[bytes, bytes]:
+        values = {
+            "size": self.size,
+            "stride": self.stride,
+            "dtype": self.dtype,
+            "channels": self.channels,
+            "dark_shape": list(self.dark_shape),
+            "bright_shape": list(self.bright_shape),
+            "pairs_sha256": self.pairs_sha256,
+            "lowlight_version": __version__,
+            **self.extra,
+        }
+        return {f"lowlight.{k}".encode(): json.dumps(v).encode() for k, v in values.items()}
+
+    @classmethod
+    def from_metadata(cls, metadata: dict[bytes, bytes] | None, source: str = "") -> PatchSpec:
+        prefix = b"lowlight."
+        values = {
+            k[len(prefix) :].decode(): json.loads(v)
+            for k, v in (metadata or {}).items()
+            if k.startswith(prefix)
+        }
+        try:
+            return cls(
+                size=values["size"],
+                stride=values["stride"],
+                dtype=values["dtype"],
+                dark_shape=tuple(values["dark_shape"]),
+                bright_shape=tuple(values["bright_shape"]),
+                pairs_sha256=values.get("pairs_sha256", ""),
+            )
+        except KeyError as exc:
+            raise DatasetError(f"{source}: not a lowlight patch file (no {exc} metadata)") from None
+
+
+def decode_pixels(
+    column: pa.ChunkedArray | pa.Array, shape: tuple[int, ...], dtype: str
+) -> np.ndarray:
+    """A fixed-size binary column -> N x shape array, without a copy per row."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    width = column.type.byte_width
+    data = column.buffers()[1]
+    flat = np.frombuffer(
+        data, dtype=np.uint8, count=width * len(column), offset=column.offset * width
+    )
+    return flat.view(np.dtype(dtype)).reshape((len(column), *shape))
+
+
+# --- writing -------------------------------------------------------------------------------------
+
+
+class PatchWriter:
+    """Streams patch rows into ``folder/part-NNNNN.parquet``: zstd, row groups of ``row_group``.
+
+    Memory holds at most one row group; each part appears atomically when it is complete.
+    """
+
+    def __init__(self, folder: storage.Location, spec: PatchSpec, row_group: int, part_rows: int):
+        self.folder, self.spec = folder, spec
+        self.row_group, self.part_rows = row_group, max(part_rows, row_group)
+        self.schema = spec.schema()
+        self.parts: list[str] = []
+        self.rows = 0
+        self._buffer: dict[str, list] = {name: [] for name in self.schema.names}
+        self._buffered = 0
+        self._writer: pq.ParquetWriter | None = None
+        self._part_rows = 0
+        self._tmp: Path | None = None
+        self._location: storage.Location = ""
+
+    def add(
+        self,
+        pair_id: str,
+        scene_id: str,
+        ratio: float,
+        starts: np.ndarray,
+        dark: np.ndarray,
+        bright: np.ndarray,
+    ) -> None:
+        """Add the windows of one pair (N starts, N dark and N bright windows)."""
+        dtype = DTYPES[self.spec.dtype]
+        for i in range(len(starts)):
+            self._buffer["pair_id"].append(pair_id)
+            self._buffer["scene_id"].append(scene_id)
+            self._buffer["ratio"].append(ratio)
+            self._buffer["y"].append(int(starts[i][0]))
+            self._buffer["x"].append(int(starts[i][1]))
+            self._buffer["dark"].append(np.ascontiguousarray(dark[i], dtype=dtype).tobytes())
+            self._buffer["bright"].append(np.ascontiguousarray(bright[i], dtype=dtype).tobytes())
+            self._buffered += 1
+            if self._buffered >= self.row_group:
+                self._flush()
+
+    def _flush(self) -> None:
+        if not self._buffered:
+            return
+        if self._writer is None:
+            self._open_part()
+        table = pa.Table.from_pydict(self._buffer, schema=self.schema)
+        self._writer.write_table(table, row_group_size=self.row_group)
+        self.rows += self._buffered
+        self._part_rows += self._buffered
+        self._buffer = {name: [] for name in self.schema.names}
+        self._buffered = 0
+        if self._part_rows >= self.part_rows:
+            self._close_part()
+
+    def _open_part(self) -> None:
+        self._location = storage.join(self.folder, PART_NAME.format(index=len(self.parts)))
+        self._tmp = storage.temp_for(self._location)
+        self._writer = pq.ParquetWriter(self._tmp, self.schema, compression="zstd")
+
+    def _close_part(self) -> None:
+        self._writer.close()
+        self._writer = None
+        storage.commit(self._tmp, self._location)
+        self.parts.append(str(self._location))
+        self._part_rows = 0
+
+    def close(self) -> None:
+        self._flush()
+        if self._writer is not None:
+            self._close_part()
+
+    def abort(self) -> None:
+        """Drop the part being written: nothing partial appears."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+            self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> PatchWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+# --- reading -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RowGroup:
+    """One unit of reading: a row group of one part file."""
+
+    path: str
+    index: int
+    rows: int
+
+
+def list_parts(folder: storage.Location) -> list[str]:
+    return storage.list_files(folder, ".parquet")
+
+
+def open_part(location: str) -> pq.ParquetFile:
+    fs, path = storage.resolve(location)
+    return pq.ParquetFile(fs.open_input_file(path))
+
+
+def scan(folder: storage.Location) -> tuple[PatchSpec, list[RowGroup]]:
+    """The spec shared by all parts in ``folder`` and their row groups, from footers only."""
+    parts = list_parts(folder)
+    if not parts:
+        raise DatasetError(f"{folder}: no patch parts (part-*.parquet); run `lowlight patch`")
+    spec, groups = None, []
+    for location in parts:
+        meta = open_part(location).metadata
+        part_spec = PatchSpec.from_metadata(meta.metadata, location)
+        if spec is not None and part_spec != spec:
+            raise DatasetError(f"{location}: patch spec {part_spec} differs from {spec}")
+        spec = part_spec
+        groups += [
+            RowGroup(location, i, meta.row_group(i).num_rows) for i in range(meta.num_row_groups)
+        ]
+    return spec, groups
+
+
+def read_row_group(group: RowGroup, spec: PatchSpec) -> tuple[np.ndarray, np.ndarray, pa.Table]:
+    """(dark N x H x W x C, bright N x H x W x C, the other columns) of one row group."""
+    table = open_part(group.path).read_row_group(group.index)
+    dark = decode_pixels(table.column("dark"), spec.dark_shape, spec.dtype)
+    bright = decode_pixels(table.column("bright"), spec.bright_shape, spec.dtype)
+    return dark, bright, table.drop_columns(["dark", "bright"])
+
+
+def iter_patches(folder: storage.Location) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    spec, groups = scan(folder)
+    for group in groups:
+        dark, bright, _ = read_row_group(group, spec)
+        yield from zip(dark, bright, strict=True)
