@@ -31,6 +31,9 @@ demo: install
 	@echo "  converted images:           data/converted/{short,long}/  (manifest data/converted/converted.parquet)"
 	@echo "  pairs:                      data/pairs.parquet"
 	@echo "  patches:                    data/patches/{train,val}/part-*.parquet"
+	@echo "  models:                     models/generator.pt (+ generator.json), models/discriminator.pt"
+	@echo "  training:                   reports/train_history.csv, reports/train_curves.png, reports/samples/"
+	@echo "  MLflow runs:                sqlite:///mlruns/mlflow.db  (browse: .venv/bin/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db)"
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -185,5 +185,31 @@ def patch(
         show("patch", stages.patch(cfg, pairs_path, out_dir, seed, images))
 
 
+@app.command()
+def train(
+    patches_dir: Annotated[str, typer.Argument(metavar="PATCHES", help="patch folder or URI")],
+    models_dir: Annotated[Path, typer.Argument(metavar="MODELS", help="where models go")],
+    reports: Annotated[Path, typer.Option(help="history CSV, curves and sample grids")] = Path(
+        "reports"
+    ),
+    epochs: Annotated[int | None, typer.Option(help="epochs in all")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="patches per step")] = None,
+    lr: Annotated[float | None, typer.Option(help="learning rate")] = None,
+    device: Annotated[str | None, typer.Option(help="auto | cpu | cuda")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="continue the last checkpoint")] = False,
+    seed: Annotated[int | None, typer.Option(help="random seed")] = None,
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Train the U-Net generator against the CNN discriminator (checkpoints, MLflow run)."""
+    with user_errors():
+        p = load_params(params)
+        cfg = override(p.train, "train", epochs=epochs, batch_size=batch_size, lr=lr, device=device)
+        seed = seed if seed is not None else p.seed
+        summary = stages.train(
+            p.model, cfg, p.mlflow, patches_dir, models_dir, reports, seed, resume
+        )
+        show("train", summary)
+
+
 if __name__ == "__main__":
     app()

@@ -75,12 +75,49 @@ class PatchConfig(Section):
     part_rows: int = Field(8192, ge=1, description="patches per part file (bounds its size)")
 
 
+class ModelConfig(Section):
+    input: Literal["rgb"] = "rgb"
+    depth: int = Field(3, ge=1, le=6, description="U-Net levels (poolings)")
+    width: int = Field(16, ge=4, description="channels of the first level, doubled per level")
+    disc_width: int = Field(32, ge=4)
+    disc_hidden: int = Field(256, ge=8)
+    dropout: float = Field(0.3, ge=0, lt=1)
+
+
+class TrainConfig(Section):
+    epochs: int = Field(2, ge=1)
+    batch_size: int = Field(16, ge=1)
+    lr: float = Field(2e-4, gt=0, description="generator learning rate")
+    lr_d: float | None = Field(None, gt=0, description="discriminator's; None = lr")
+    betas: tuple[float, float] = (0.5, 0.999)
+    lambda_l1: float = Field(100.0, ge=0, description="weight of L1 against the adversarial loss")
+    adversarial: Literal["bce", "lsgan"] = "bce"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    amp: bool = Field(True, description="mixed precision on CUDA (ignored on CPU)")
+    workers: int = Field(1, ge=0, description="DataLoader worker processes")
+    shuffle_buffer: int = Field(2048, ge=0)
+    checkpoint_every: int = Field(50, ge=1, description="steps between checkpoints")
+    log_every: int = Field(10, ge=1, description="steps between logged losses")
+    val_patches: int = Field(512, ge=1, description="validation patches scored per epoch")
+    samples: int = Field(4, ge=0, description="validation patches in the per-epoch grid")
+
+
+class MlflowConfig(Section):
+    tracking_uri: str = Field(
+        "sqlite:///mlruns/mlflow.db", description="MLFLOW_TRACKING_URI overrides it"
+    )
+    experiment: str = "lowlight"
+
+
 class Params(Section):
     seed: int = 0
     synth: SynthConfig = SynthConfig()
     convert: ConvertConfig = ConvertConfig()
     pair: PairConfig = PairConfig()
     patch: PatchConfig = PatchConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    mlflow: MlflowConfig = MlflowConfig()
 
 
 def _describe(err: ValidationError, source: str) -> str:

@@ -16,8 +16,8 @@ BITS = {"jpeg": 8, "png16": 16}
 
 
 def encode(image: np.ndarray, fmt: str, quality: int = 95) -> bytes:
-    """Encode an HxWx3 RGB array: ``jpeg`` needs uint8, ``png16`` uint16."""
-    expected = np.uint8 if fmt == "jpeg" else np.uint16
+    """Encode an HxWx3 RGB array: ``jpeg`` and ``png`` need uint8, ``png16`` uint16."""
+    expected = np.uint16 if fmt == "png16" else np.uint8
     if image.dtype != expected or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"{fmt} needs HxWx3 {np.dtype(expected)}, got {image.dtype} {image.shape}")
     bgr = np.ascontiguousarray(image[..., ::-1])

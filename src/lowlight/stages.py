@@ -7,6 +7,7 @@ returns a small summary dict.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import multiprocessing
 import time
@@ -20,7 +21,15 @@ from tqdm import tqdm
 
 from lowlight import conversion, imageio, pairs, patches, sid, storage
 from lowlight import synth as synthetic
-from lowlight.config import ConvertConfig, PairConfig, PatchConfig, SynthConfig
+from lowlight.config import (
+    ConvertConfig,
+    MlflowConfig,
+    ModelConfig,
+    PairConfig,
+    PatchConfig,
+    SynthConfig,
+    TrainConfig,
+)
 from lowlight.errors import DatasetError
 
 log = logging.getLogger(__name__)
@@ -198,3 +207,78 @@ def cut_pair(
             bright_windows[keep],
         )
     return starts, dark_windows, bright_windows
+
+
+def train(
+    model_cfg: ModelConfig,
+    cfg: TrainConfig,
+    mlflow_cfg: MlflowConfig,
+    patches_dir: storage.Location,
+    models_dir: Path,
+    reports_dir: Path,
+    seed: int,
+    resume: bool = False,
+) -> dict:
+    """Train the GAN on the patch parts; write the models, history and curves; track in MLflow."""
+    import mlflow
+    import torch
+
+    from lowlight import tracking
+    from lowlight import train as training
+
+    models_dir, reports_dir = Path(models_dir), Path(reports_dir)
+    run_id = training.checkpoint_run_id(models_dir) if resume else None
+    spec, _ = patches.scan(storage.join(patches_dir, "train"))
+    start = time.perf_counter()
+    with tracking.run(mlflow_cfg, run_id=run_id or None, name="train") as active:
+        if not run_id:
+            mlflow.log_params(
+                {
+                    **tracking.flatten("model", model_cfg.model_dump()),
+                    **tracking.flatten("train", cfg.model_dump()),
+                    **tracking.flatten("patch", {"size": spec.size, "stride": spec.stride}),
+                    "seed": str(seed),
+                }
+            )
+            mlflow.set_tags(
+                {
+                    "git_commit": tracking.git_commit(),
+                    "data.pairs_sha256": spec.pairs_sha256,
+                    "data.patches": str(patches_dir),
+                    **tracking.dvc_lock_hashes(),
+                }
+            )
+        trainer, progress = training.fit(
+            model_cfg, cfg, patches_dir, models_dir, reports_dir, seed, resume
+        )
+        architecture = {
+            "architecture": type(trainer.generator).__name__,
+            **trainer.generator.config,
+            "input": model_cfg.input,
+            "patch_size": spec.size,
+            "dtype": spec.dtype,
+            "best_val_psnr": progress.best_psnr,
+            "epochs": progress.epoch,
+            "steps": progress.step,
+            "mlflow_run_id": active,
+        }
+        with storage.atomic_path(models_dir / "generator.json") as tmp:
+            tmp.write_text(json.dumps(architecture, indent=2) + "\n")
+        with storage.atomic_path(models_dir / "discriminator.pt") as tmp:
+            torch.save(trainer.discriminator.state_dict(), tmp)
+        history = reports_dir / "train_history.csv"
+        training.write_history(history, progress.history)
+        training.plot_curves(reports_dir / "train_curves.png", progress)
+        for artifact in (history, reports_dir / "train_curves.png", models_dir / "generator.json"):
+            mlflow.log_artifact(str(artifact))
+    last = progress.history[-1] if progress.history else {}
+    return {
+        "epochs": progress.epoch,
+        "steps": progress.step,
+        "best_val_psnr": round(progress.best_psnr, 3),
+        "last_val_ssim": round(last.get("val_ssim", float("nan")), 4),
+        "seconds": round(time.perf_counter() - start, 1),
+        "device": str(trainer.device),
+        "mlflow_run": active,
+        "models": str(models_dir),
+    }

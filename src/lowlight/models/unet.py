@@ -1,0 +1,87 @@
+"""U-Net generator whose decoder unpools with the encoder's max-pooling indices (the seed's)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
+    """Two 3x3 convolutions with LeakyReLU(0.2), as in SID's U-Net."""
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, 3, padding=1),
+        nn.LeakyReLU(0.2, inplace=True),
+        nn.Conv2d(out_channels, out_channels, 3, padding=1),
+        nn.LeakyReLU(0.2, inplace=True),
+    )
+
+
+class UNetGenerator(nn.Module):
+    """Encoder-decoder with skips; fully convolutional and shape-preserving for any H x W.
+
+    Each encoder level ends in ``MaxPool2d(2, return_indices=True)``; the matching decoder level
+    starts with ``MaxUnpool2d(2)`` using those indices, then concatenates the features from
+    before that pooling (the skip). ``forward`` reflect-pads to a multiple of ``2**depth`` and
+    crops back; ``body`` is the unpadded network (what an exporter should trace).
+    """
+
+    def __init__(
+        self, in_channels: int = 3, out_channels: int = 3, depth: int = 3, width: int = 16
+    ):
+        super().__init__()
+        self.config = {
+            "in_channels": in_channels,
+            "out_channels": out_channels,
+            "depth": depth,
+            "width": width,
+        }
+        self.depth = depth
+        widths = [width * 2**i for i in range(depth + 1)]
+        self.encoders = nn.ModuleList(
+            conv_block(in_channels if i == 0 else widths[i - 1], widths[i]) for i in range(depth)
+        )
+        self.pool = nn.MaxPool2d(2, return_indices=True)
+        self.bottleneck = conv_block(widths[depth - 1], widths[depth])
+        # Unpooling keeps channels, so reduce them to the skip's width before unpooling.
+        self.reduce = nn.ModuleList(
+            nn.Conv2d(widths[i + 1], widths[i], 1) for i in reversed(range(depth))
+        )
+        self.unpool = nn.MaxUnpool2d(2)
+        self.decoders = nn.ModuleList(
+            conv_block(2 * widths[i], widths[i]) for i in reversed(range(depth))
+        )
+        self.head = nn.Conv2d(widths[0], out_channels, 1)
+
+    @property
+    def multiple(self) -> int:
+        return 2**self.depth
+
+    def body(self, x: torch.Tensor) -> torch.Tensor:
+        """The network on an input whose H and W are multiples of ``2**depth``."""
+        skips, indices = [], []
+        for encoder in self.encoders:
+            x = encoder(x)
+            skips.append(x)
+            x, index = self.pool(x)
+            indices.append(index)
+        x = self.bottleneck(x)
+        for reduce, decoder in zip(self.reduce, self.decoders, strict=True):
+            skip, index = skips.pop(), indices.pop()
+            x = self.unpool(reduce(x), index, output_size=skip.shape[-2:])
+            x = decoder(torch.cat([x, skip], dim=1))
+        return self.head(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        height, width = x.shape[-2:]
+        pad_h, pad_w = -height % self.multiple, -width % self.multiple
+        if pad_h or pad_w:
+            mode = "reflect" if pad_h < height and pad_w < width else "replicate"
+            x = F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
+        return self.body(x)[..., :height, :width]
+
+
+def build_generator(config: dict) -> UNetGenerator:
+    """Rebuild a generator from its saved architecture config (``generator.json``)."""
+    known = {"in_channels", "out_channels", "depth", "width"}
+    return UNetGenerator(**{k: v for k, v in config.items() if k in known})

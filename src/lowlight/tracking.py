@@ -1,0 +1,87 @@
+"""MLflow tracking: where runs go, what they are tagged with. Credentials only from the env."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import yaml
+
+from lowlight.config import MlflowConfig
+
+
+def tracking_uri(cfg: MlflowConfig) -> str:
+    """``MLFLOW_TRACKING_URI`` wins over params; a local sqlite store's folder is created."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or cfg.tracking_uri
+    if uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    return uri
+
+
+def experiment_id(client: mlflow.MlflowClient, uri: str, name: str) -> str:
+    """The experiment's id, creating it; a sqlite store keeps artifacts beside its database."""
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    location = None
+    if uri.startswith("sqlite:///"):
+        location = (Path(uri.removeprefix("sqlite:///")).parent / "artifacts").resolve().as_uri()
+    return client.create_experiment(name, artifact_location=location)
+
+
+def flatten(prefix: str, values: dict[str, Any]) -> dict[str, str]:
+    out = {}
+    for key, value in values.items():
+        name = f"{prefix}.{key}" if prefix else key
+        if isinstance(value, dict):
+            out.update(flatten(name, value))
+        else:
+            out[name] = str(value)
+    return out
+
+
+def git_commit(cwd: Path | None = None) -> str:
+    """HEAD's commit, with ``-dirty`` when tracked files changed; empty outside git."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return ""
+    return f"{commit}-dirty" if dirty else commit
+
+
+def dvc_lock_hashes(lock: Path = Path("dvc.lock")) -> dict[str, str]:
+    """md5 of every stage output recorded in dvc.lock, keyed ``dvc.<path>``."""
+    if not lock.exists():
+        return {}
+    data = yaml.safe_load(lock.read_text()) or {}
+    hashes = {}
+    for stage in (data.get("stages") or {}).values():
+        for out in stage.get("outs", []):
+            if "md5" in out:
+                hashes[f"dvc.{out['path']}"] = out["md5"]
+    return hashes
+
+
+@contextlib.contextmanager
+def run(cfg: MlflowConfig, run_id: str | None = None, name: str | None = None) -> Iterator[str]:
+    """Start (or resume, given ``run_id``) a run; yields its id. Ends it FINISHED on success."""
+    uri = tracking_uri(cfg)
+    mlflow.set_tracking_uri(uri)
+    client = mlflow.MlflowClient(uri)
+    exp = experiment_id(client, uri, cfg.experiment)
+    with mlflow.start_run(run_id=run_id, experiment_id=None if run_id else exp, run_name=name) as r:
+        yield r.info.run_id

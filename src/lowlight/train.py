@@ -1,0 +1,345 @@
+"""Two-step GAN training (discriminator, then generator) with atomic checkpoints and resume.
+
+``fit`` orchestrates; ``train_step`` and ``validate`` are the model work. Determinism on CPU:
+the data order is a function of (seed, epoch), the DataLoader gets its own generator, and the
+global torch RNG (dropout) is seeded once and saved in every checkpoint.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Subset
+from tqdm import tqdm
+
+from lowlight import metrics, storage
+from lowlight.config import ModelConfig, TrainConfig
+from lowlight.dataset import PatchStream, PatchTable
+from lowlight.errors import LowlightError
+from lowlight.imageio import write_image
+from lowlight.losses import ADVERSARIAL, Adversarial
+from lowlight.models import ConvDiscriminator, UNetGenerator
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT = "checkpoints/last.pt"
+HISTORY_FIELDS = ["epoch", "step", "d_loss", "g_loss", "l1", "val_psnr", "val_ssim", "seconds"]
+
+
+class TrainError(LowlightError):
+    """Training cannot start or resume as asked."""
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise TrainError("--device cuda, but torch sees no CUDA device")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def build_models(cfg: ModelConfig, seed: int) -> tuple[UNetGenerator, ConvDiscriminator]:
+    """Both networks, initialised from ``seed`` without touching the global RNG."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        generator = UNetGenerator(3, 3, cfg.depth, cfg.width)
+        discriminator = ConvDiscriminator(6, cfg.disc_width, cfg.disc_hidden, cfg.dropout)
+    return generator, discriminator
+
+
+@dataclass
+class Trainer:
+    """The models, their optimisers and the loss: everything one step needs."""
+
+    generator: UNetGenerator
+    discriminator: ConvDiscriminator
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    adversarial: Adversarial
+    lambda_l1: float
+    device: torch.device
+    amp: bool
+
+    @classmethod
+    def create(cls, model_cfg: ModelConfig, cfg: TrainConfig, seed: int) -> Trainer:
+        device = pick_device(cfg.device)
+        generator, discriminator = build_models(model_cfg, seed)
+        generator.to(device)
+        discriminator.to(device)
+        amp = cfg.amp and device.type == "cuda"
+        return cls(
+            generator,
+            discriminator,
+            torch.optim.Adam(generator.parameters(), lr=cfg.lr, betas=cfg.betas),
+            torch.optim.Adam(discriminator.parameters(), lr=cfg.lr_d or cfg.lr, betas=cfg.betas),
+            torch.amp.GradScaler(device.type, enabled=amp),
+            ADVERSARIAL[cfg.adversarial],
+            cfg.lambda_l1,
+            device,
+            amp,
+        )
+
+    def state_dict(self) -> dict:
+        return {
+            "generator": self.generator.state_dict(),
+            "discriminator": self.discriminator.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "scaler": self.scaler.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.load_state_dict(state["generator"])
+        self.discriminator.load_state_dict(state["discriminator"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.scaler.load_state_dict(state["scaler"])
+
+
+def train_step(t: Trainer, dark: torch.Tensor, bright: torch.Tensor) -> dict[str, float]:
+    """One discriminator step on real vs generated pairs, then one generator step."""
+    t.generator.train()
+    t.discriminator.train()
+    dark, bright = dark.to(t.device, non_blocking=True), bright.to(t.device, non_blocking=True)
+    autocast = torch.autocast(t.device.type, dtype=torch.float16, enabled=t.amp)
+
+    with autocast:
+        fake = t.generator(dark)
+        d_loss = t.adversarial.discriminator(
+            t.discriminator(dark, bright), t.discriminator(dark, fake.detach())
+        )
+    t.opt_d.zero_grad(set_to_none=True)
+    t.scaler.scale(d_loss).backward()
+    t.scaler.step(t.opt_d)
+
+    with autocast:
+        l1 = torch.nn.functional.l1_loss(fake, bright)
+        adv = t.adversarial.generator(t.discriminator(dark, fake))
+        g_loss = t.lambda_l1 * l1 + adv
+    t.opt_g.zero_grad(set_to_none=True)
+    t.scaler.scale(g_loss).backward()
+    t.scaler.step(t.opt_g)
+    t.scaler.update()
+    return {"d_loss": d_loss.item(), "g_loss": g_loss.item(), "l1": l1.item(), "adv": adv.item()}
+
+
+@torch.no_grad()
+def validate(
+    generator: UNetGenerator, table: PatchTable | Subset, batch_size: int, device: torch.device
+) -> tuple[float, float, list[tuple[np.ndarray, ...]]]:
+    """Mean PSNR and SSIM of G(dark) against bright, and (dark, G(dark), bright) per patch."""
+    generator.eval()
+    psnrs, ssims, triples = [], [], []
+    for dark, bright in DataLoader(table, batch_size=batch_size):
+        fake = generator(dark.to(device)).clamp_(0, 1).float().cpu()
+        for d, f, b in zip(dark, fake, bright, strict=True):
+            d, f, b = (x.permute(1, 2, 0).numpy() for x in (d, f, b))
+            psnrs.append(metrics.psnr(f, b))
+            ssims.append(metrics.ssim(f, b))
+            triples.append((d, f, b))
+    return float(np.mean(psnrs)), float(np.mean(ssims)), triples
+
+
+def sample_grid(triples: list[tuple[np.ndarray, ...]]) -> np.ndarray:
+    """Rows of dark | generated | bright, uint8 RGB."""
+    rows = [np.concatenate(t, axis=1) for t in triples]
+    return (np.clip(np.concatenate(rows, axis=0), 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+@dataclass
+class Progress:
+    """What a checkpoint records besides the model and optimiser states."""
+
+    step: int = 0
+    epoch: int = 0
+    step_in_epoch: int = 0
+    best_psnr: float = float("-inf")
+    run_id: str = ""
+    history: list[dict] = field(default_factory=list)
+    losses: list[list[float]] = field(default_factory=list)  # [step, d, g, l1] every log_every
+
+
+def config_hash(model_cfg: ModelConfig, cfg: TrainConfig, seed: int, data: str) -> str:
+    """What must not change between a checkpoint and its resume (epochs and device may)."""
+    train = cfg.model_dump(exclude={"epochs", "device", "checkpoint_every", "log_every"})
+    text = json.dumps([model_cfg.model_dump(), train, seed, data], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def save_checkpoint(path: Path, trainer: Trainer, progress: Progress, key: str) -> None:
+    state = {
+        **trainer.state_dict(),
+        "progress": asdict(progress),
+        "config_hash": key,
+        "rng_cpu": torch.get_rng_state(),
+        "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+    with storage.atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path: Path, trainer: Trainer, key: str) -> Progress:
+    if not path.exists():
+        raise TrainError(f"{path}: no checkpoint to resume from; train without --resume")
+    state = torch.load(path, map_location=trainer.device, weights_only=True)
+    if state["config_hash"] != key:
+        raise TrainError(
+            f"{path}: checkpoint was made with other model/train params or data; "
+            "train without --resume to start over"
+        )
+    trainer.load_state_dict(state)
+    torch.set_rng_state(state["rng_cpu"].cpu())
+    if state["rng_cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["rng_cuda"]])
+    return Progress(**state["progress"])
+
+
+def checkpoint_run_id(models_dir: Path) -> str:
+    """The MLflow run a checkpoint belongs to, so a resumed training logs into the same run."""
+    path = models_dir / CHECKPOINT
+    if not path.exists():
+        raise TrainError(f"{path}: no checkpoint to resume from; train without --resume")
+    return torch.load(path, map_location="cpu", weights_only=True)["progress"]["run_id"]
+
+
+def write_history(path: Path, history: list[dict]) -> None:
+    with storage.atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, HISTORY_FIELDS)
+        writer.writeheader()
+        writer.writerows({k: row.get(k) for k in HISTORY_FIELDS} for row in history)
+
+
+def plot_curves(path: Path, progress: Progress) -> None:
+    """Per-step losses and per-epoch validation PSNR, one PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_loss, ax_psnr) = plt.subplots(1, 2, figsize=(10, 4))
+    if progress.losses:
+        steps, d_loss, g_loss, l1 = zip(*progress.losses, strict=True)
+        ax_loss.plot(steps, d_loss, label="discriminator")
+        ax_loss.plot(steps, l1, label="L1 (generator)")
+        ax_loss.set_xlabel("step")
+        ax_loss.set_yscale("log")
+        ax_loss.legend()
+    ax_loss.set_title("losses")
+    epochs = [h["epoch"] for h in progress.history if h.get("val_psnr") is not None]
+    ax_psnr.plot(epochs, [h["val_psnr"] for h in progress.history if h["epoch"] in epochs], "o-")
+    ax_psnr.set_xlabel("epoch")
+    ax_psnr.set_title("validation PSNR (dB)")
+    fig.tight_layout()
+    with storage.atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+
+
+def epoch_loader(stream: PatchStream, cfg: TrainConfig, seed: int, epoch: int) -> DataLoader:
+    """This epoch's batches; its own generator keeps worker seeding off the global RNG."""
+    stream.set_epoch(epoch)
+    return DataLoader(
+        stream,
+        batch_size=cfg.batch_size,
+        num_workers=cfg.workers,
+        generator=torch.Generator().manual_seed(seed * 100_003 + epoch),
+        pin_memory=torch.cuda.is_available(),
+    )
+
+
+def fit(
+    model_cfg: ModelConfig,
+    cfg: TrainConfig,
+    patches_dir: storage.Location,
+    models_dir: Path,
+    reports_dir: Path,
+    seed: int,
+    resume: bool = False,
+) -> tuple[Trainer, Progress]:
+    """Train for ``cfg.epochs`` epochs (continuing a checkpoint with ``resume``)."""
+    import mlflow
+
+    stream = PatchStream(storage.join(patches_dir, "train"), seed, cfg.shuffle_buffer)
+    val_dir = storage.join(patches_dir, "val")
+    val = PatchTable(val_dir) if storage.list_files(val_dir, ".parquet") else None
+    val_subset = Subset(val, range(min(len(val), cfg.val_patches))) if val else None
+    trainer = Trainer.create(model_cfg, cfg, seed)
+    key = config_hash(model_cfg, cfg, seed, stream.spec.pairs_sha256)
+    checkpoint = models_dir / CHECKPOINT
+
+    torch.manual_seed(seed)  # dropout; restored from the checkpoint on resume
+    progress = load_checkpoint(checkpoint, trainer, key) if resume else Progress()
+    if resume:
+        log.info("resuming at epoch %d, step %d", progress.epoch, progress.step)
+    progress.run_id = mlflow.active_run().info.run_id if mlflow.active_run() else ""
+
+    steps_per_epoch = -(-len(stream) // cfg.batch_size)  # approximate with several workers
+    models_dir.mkdir(parents=True, exist_ok=True)
+    for epoch in range(progress.epoch, cfg.epochs):
+        start = time.perf_counter()
+        batches = iter(epoch_loader(stream, cfg, seed, epoch))
+        for _ in range(progress.step_in_epoch):  # a resumed epoch: skip what was trained
+            next(batches)
+        bar = tqdm(
+            batches,
+            total=steps_per_epoch,
+            initial=progress.step_in_epoch,
+            desc=f"train {epoch + 1}/{cfg.epochs}",
+            unit="step",
+        )
+        sums, count, seen = np.zeros(3), 0, 0
+        for dark, bright in bar:
+            losses = train_step(trainer, dark, bright)
+            progress.step += 1
+            progress.step_in_epoch += 1
+            sums += [losses["d_loss"], losses["g_loss"], losses["l1"]]
+            count += 1
+            seen += len(dark)
+            bar.set_postfix(
+                d=f"{losses['d_loss']:.3f}",
+                l1=f"{losses['l1']:.4f}",
+                patches_s=f"{seen / (time.perf_counter() - start):.0f}",
+            )
+            if progress.step % cfg.log_every == 0:
+                progress.losses.append(
+                    [progress.step, losses["d_loss"], losses["g_loss"], losses["l1"]]
+                )
+                if mlflow.active_run():
+                    mlflow.log_metrics(losses, step=progress.step)
+            if progress.step % cfg.checkpoint_every == 0:
+                save_checkpoint(checkpoint, trainer, progress, key)
+
+        row = dict(zip(["d_loss", "g_loss", "l1"], (sums / max(count, 1)).tolist(), strict=True))
+        row.update(epoch=epoch + 1, step=progress.step)
+        if val_subset is not None:
+            row["val_psnr"], row["val_ssim"], triples = validate(
+                trainer.generator, val_subset, cfg.batch_size, trainer.device
+            )
+            if cfg.samples:
+                sample = reports_dir / "samples" / f"epoch_{epoch + 1:03d}.png"
+                write_image(sample, sample_grid(triples[: cfg.samples]), "png")
+                if mlflow.active_run():
+                    mlflow.log_artifact(str(sample), "samples")
+        row["seconds"] = round(time.perf_counter() - start, 2)
+        progress.history.append(row)
+        improved = row.get("val_psnr", float("inf")) > progress.best_psnr or val_subset is None
+        if improved:
+            progress.best_psnr = row.get("val_psnr", float("nan"))
+            with storage.atomic_path(models_dir / "generator.pt") as tmp:
+                torch.save(trainer.generator.state_dict(), tmp)
+        if mlflow.active_run():
+            epoch_metrics = {k: v for k, v in row.items() if k.startswith("val_")}
+            mlflow.log_metrics({"epoch_seconds": row["seconds"], **epoch_metrics}, step=epoch + 1)
+        log.info("epoch %d: %s", epoch + 1, {k: round(v, 4) for k, v in row.items()})
+        progress.epoch, progress.step_in_epoch = epoch + 1, 0
+        save_checkpoint(checkpoint, trainer, progress, key)
+    return trainer, progress
