@@ -20,7 +20,7 @@ def encode(image: np.ndarray, fmt: str, quality: int = 95) -> bytes:
     expected = np.uint16 if fmt == "png16" else np.uint8
     if image.dtype != expected or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"{fmt} needs HxWx3 {np.dtype(expected)}, got {image.dtype} {image.shape}")
-    bgr = np.ascontiguousarray(image[..., ::-1])
+    bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)  # one pass, faster than a strided numpy copy
     if fmt == "jpeg":
         ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
     else:

@@ -105,14 +105,14 @@ def decode(
         with rawpy.imread(str(path)) as raw:
             if raw.raw_type != rawpy.RawType.Flat or raw.num_colors < 3:
                 log.debug("%s: non-Bayer layout (%s)", path, raw.raw_type)
-            black = _black_map(raw)
             white = int(raw.white_level)
+            black = _black_map(raw) if gain != 1.0 else None
             if gain == "auto":
                 gain = estimate_gain(
                     linear_level(raw.raw_image, black, white), auto_target, max_gain
                 )
             gain = float(gain)
-            if gain != 1.0:
+            if black is not None and gain != 1.0:
                 # raw_image is a writable view into LibRaw's buffer: amplify before demosaicing.
                 raw.raw_image[...] = amplify_mosaic(raw.raw_image, black, white, gain)
             image = raw.postprocess(

@@ -6,12 +6,15 @@ returns a small summary dict.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import multiprocessing
+import os
 import time
 import zlib
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from pathlib import Path
@@ -71,9 +74,13 @@ def convert(
     args = [(job, cfg, previous.get(job.source)) for job in jobs]
     bar = partial(tqdm, total=len(jobs), desc="convert", unit="file")
     if cfg.workers > 1 and len(jobs) > 1:
-        # spawn, not fork: LibRaw's OpenMP and OpenCV's thread pools deadlock in forked children.
+        # spawn, not fork: LibRaw's OpenMP and OpenCV's thread pools deadlock in forked children;
+        # one OpenMP thread per worker, or N workers x one thread per core oversubscribe the CPU.
         spawn = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=cfg.workers, mp_context=spawn) as pool:
+        with (
+            single_threaded_children(),
+            ProcessPoolExecutor(max_workers=cfg.workers, mp_context=spawn) as pool,
+        ):
             rows = list(bar(pool.map(work, *zip(*args, strict=True))))
     else:
         rows = [work(*a) for a in bar(args)]
@@ -95,6 +102,22 @@ def convert(
         "megapixels": round(megapixels, 2),
         "manifest": str(manifest),
     }
+
+
+@contextlib.contextmanager
+def single_threaded_children() -> Iterator[None]:
+    """Processes started inside the block run their OpenMP / BLAS loops on one thread."""
+    names = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+    saved = {name: os.environ.get(name) for name in names}
+    os.environ.update(dict.fromkeys(names, "1"))
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def merge_convert(out: Path) -> dict:
