@@ -33,6 +33,7 @@ demo: install
 	@echo "  patches:                    data/patches/{train,val}/part-*.parquet"
 	@echo "  models:                     models/generator.pt (+ generator.json), models/discriminator.pt"
 	@echo "  training:                   reports/train_history.csv, reports/train_curves.png, reports/samples/"
+	@echo "  evaluation report:          reports/report.md  (metrics: reports/metrics.json, grids: reports/grids/)"
 	@echo "  MLflow runs:                sqlite:///mlruns/mlflow.db  (browse: .venv/bin/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db)"
 
 test: install

@@ -211,5 +211,26 @@ def train(
         show("train", summary)
 
 
+@app.command()
+def evaluate(
+    models_dir: Annotated[Path, typer.Argument(metavar="MODELS", help="trained models folder")],
+    pairs_path: Annotated[str, typer.Argument(metavar="PAIRS", help="pairs file")],
+    converted: Annotated[
+        str | None, typer.Argument(metavar="CONVERTED", help="default: from the pairs file")
+    ] = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="report folder")] = Path("reports"),
+    crop: Annotated[str | None, typer.Option(help="score only the central HxW")] = None,
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Score the model against amplify and amplify+BM3D on the test split; write a report."""
+    with user_errors():
+        p = load_params(params)
+        cfg = override(p.evaluate, "evaluate", crop=crop)
+        summary = stages.evaluate(
+            cfg, p.infer, p.mlflow, models_dir, pairs_path, converted, out_dir
+        )
+        show("evaluate", summary)
+
+
 if __name__ == "__main__":
     app()

@@ -10,7 +10,14 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from lowlight.errors import ConfigError
 from lowlight.sid import MAX_RATIO
@@ -102,6 +109,42 @@ class TrainConfig(Section):
     samples: int = Field(4, ge=0, description="validation patches in the per-epoch grid")
 
 
+class InferConfig(Section):
+    tile: int = Field(256, ge=16, description="tile side for whole-image inference")
+    overlap: int = Field(32, ge=0, description="pixels shared by neighbouring tiles")
+    batch: int = Field(4, ge=1, description="tiles per forward pass")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+    @model_validator(mode="after")
+    def _overlap_below_tile(self) -> InferConfig:
+        if self.overlap >= self.tile:
+            raise ValueError(f"overlap ({self.overlap}) must be smaller than tile ({self.tile})")
+        return self
+
+
+class EvaluateConfig(Section):
+    crop: tuple[int, int] | None = Field(None, description="central HxW scored; None = whole")
+    # SID's authors advise leaving out these misaligned test scenes.
+    exclude_scenes: list[str] = ["10034", "10045", "10172"]
+    baselines: list[str] = ["amplify", "amplify+bm3d"]
+    zoom: int = Field(3, ge=1, description="magnification of the grids' zoomed row")
+
+    @field_validator("crop", mode="before")
+    @classmethod
+    def _crop(cls, value: Any) -> tuple[int, int] | None:
+        return None if value is None else parse_size(value)
+
+    @field_validator("baselines")
+    @classmethod
+    def _known(cls, value: list[str]) -> list[str]:
+        from lowlight.baselines import BASELINES
+
+        unknown = [name for name in value if name not in BASELINES]
+        if unknown:
+            raise ValueError(f"unknown baseline(s) {unknown}; known: {sorted(BASELINES)}")
+        return value
+
+
 class MlflowConfig(Section):
     tracking_uri: str = Field(
         "sqlite:///mlruns/mlflow.db", description="MLFLOW_TRACKING_URI overrides it"
@@ -117,6 +160,8 @@ class Params(Section):
     patch: PatchConfig = PatchConfig()
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
+    infer: InferConfig = InferConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
     mlflow: MlflowConfig = MlflowConfig()
 
 

@@ -26,6 +26,8 @@ from lowlight import conversion, imageio, pairs, patches, sid, storage
 from lowlight import synth as synthetic
 from lowlight.config import (
     ConvertConfig,
+    EvaluateConfig,
+    InferConfig,
     MlflowConfig,
     ModelConfig,
     PairConfig,
@@ -305,3 +307,132 @@ def train(
         "mlflow_run": active,
         "models": str(models_dir),
     }
+
+
+def evaluate(
+    cfg: EvaluateConfig,
+    infer: InferConfig,
+    mlflow_cfg: MlflowConfig,
+    models_dir: Path,
+    pairs_loc: storage.Location,
+    converted: storage.Location | None,
+    out: Path,
+) -> dict:
+    """Score the model and the baselines on every test pair; write metrics, grids and report."""
+    from lowlight import evaluation, inference
+    from lowlight.baselines import BASELINES
+
+    table, recorded = pairs.read_pairs(pairs_loc)
+    converted = converted or recorded
+    rows = [
+        r
+        for r in sorted(table.to_pylist(), key=lambda r: r["pair_id"])
+        if r["split"] == "test" and r["scene_id"] not in cfg.exclude_scenes
+    ]
+    if not rows:
+        raise DatasetError(f"{pairs_loc}: no test pairs to evaluate (after excluded scenes)")
+    model, config = inference.load_model(models_dir, infer.device)
+    methods = {name: BASELINES[name] for name in cfg.baselines}
+    methods["model"] = partial(
+        inference.enhance, model=model, tile=infer.tile, overlap=infer.overlap, batch=infer.batch
+    )
+    out = Path(out)
+    scores, grids = [], []
+    for row in tqdm(rows, desc="evaluate", unit="pair"):
+        dark = evaluation.crop_center(
+            inference.to_unit(imageio.read_image(storage.join(converted, row["dark"]))), cfg.crop
+        )
+        bright = evaluation.crop_center(
+            inference.to_unit(imageio.read_image(storage.join(converted, row["bright"]))), cfg.crop
+        )
+        outputs = {}
+        for name, method in methods.items():
+            start = time.perf_counter()
+            outputs[name] = method(dark)
+            seconds = time.perf_counter() - start
+            scores.append(
+                {
+                    "pair_id": row["pair_id"],
+                    "scene_id": row["scene_id"],
+                    "ratio": row["ratio"],
+                    "method": name,
+                    **evaluation.score(outputs[name], bright),
+                    "ms_per_mp": 1000 * seconds / evaluation.megapixels(dark),
+                }
+            )
+        columns = [("dark input", evaluation.darken(dark, row["ratio"]))]
+        columns += [(name, image) for name, image in outputs.items()]
+        columns += [("ground truth", bright)]
+        grid = out / "grids" / f"{row['pair_id']}.png"
+        imageio.write_image(grid, evaluation.comparison_grid(columns, cfg.zoom), "png")
+        grids.append((row["pair_id"], f"grids/{grid.name}"))
+
+    summary = evaluation.summarize(scores)
+    write_evaluation(out, summary, scores, grids, config, cfg)
+    log_evaluation(mlflow_cfg, config.get("mlflow_run_id", ""), summary, out)
+    model_psnr = summary["model"]["overall"]["psnr"]
+    return {
+        "test_pairs": len(rows),
+        **{f"psnr_{m}": s["overall"]["psnr"] for m, s in summary.items()},
+        "ssim_model": summary["model"]["overall"]["ssim"],
+        "model_ms_per_mp": summary["model"]["overall"]["ms_per_mp"],
+        "report": str(out / "report.md"),
+        "best": max(summary, key=lambda m: summary[m]["overall"]["psnr"]) if model_psnr else "",
+    }
+
+
+def write_evaluation(
+    out: Path, summary: dict, scores: list[dict], grids: list, config: dict, cfg: EvaluateConfig
+) -> None:
+    """metrics.json (DVC metrics), per_image.csv, psnr_by_ratio.csv (DVC plot), report.md."""
+    import csv
+
+    from lowlight import evaluation
+
+    with storage.atomic_path(out / "metrics.json") as tmp:
+        tmp.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    with storage.atomic_path(out / "per_image.csv") as tmp, open(tmp, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, list(scores[0]))
+        writer.writeheader()
+        writer.writerows(scores)
+    methods = list(summary)
+    with storage.atomic_path(out / "psnr_by_ratio.csv") as tmp, open(tmp, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["ratio", *methods])
+        for bucket in evaluation.RATIO_BUCKETS:
+            key = f"ratio_{bucket}"
+            if all(key in summary[m] for m in methods):
+                writer.writerow([bucket, *(summary[m][key]["psnr"] for m in methods)])
+    crop = f"the central {cfg.crop[0]}x{cfg.crop[1]} pixels" if cfg.crop else "whole images"
+    note = (
+        f"Every method is scored on the same pixels ({crop}) against the long exposure; PSNR and "
+        "SSIM from scikit-image with data range 1. Excluded scenes (misaligned in SID): "
+        f"{', '.join(cfg.exclude_scenes) or 'none'}. Model: {config.get('architecture')} "
+        f"depth {config.get('depth')} width {config.get('width')}."
+    )
+    with storage.atomic_path(out / "report.md") as tmp:
+        tmp.write_text(evaluation.report_markdown(summary, grids, note) + "\n")
+
+
+def log_evaluation(mlflow_cfg: MlflowConfig, run_id: str, summary: dict, out: Path) -> None:
+    """Add the test metrics and the report to the training run, when it can be found."""
+    import mlflow
+
+    from lowlight import tracking
+
+    if not run_id:
+        log.warning("generator.json names no MLflow run: evaluation not logged to MLflow")
+        return
+    try:
+        with tracking.run(mlflow_cfg, run_id=run_id):
+            flat = {
+                f"test_{bucket}_{name}_{method}".replace("+", "_"): value
+                for method, buckets in summary.items()
+                for bucket, values in buckets.items()
+                for name, value in values.items()
+                if name in ("psnr", "ssim", "ms_per_mp")
+            }
+            mlflow.log_metrics(flat)
+            mlflow.log_artifacts(str(out), "evaluation")
+    except mlflow.exceptions.MlflowException as exc:
+        log.warning("could not log the evaluation to MLflow run %s: %s", run_id, exc)

@@ -1,0 +1,119 @@
+"""Scoring methods against the long exposure, aggregating per ratio, and the report's pictures."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import cv2
+import numpy as np
+
+from lowlight import metrics
+from lowlight.synth import srgb_to_linear
+
+# SID's evaluation reports ratios x100, x250 and x300 separately.
+RATIO_BUCKETS = (100, 250, 300)
+
+
+def crop_center(image: np.ndarray, crop: tuple[int, int] | None) -> np.ndarray:
+    """The central ``crop`` (H, W) of an image, or the image when ``crop`` is None or larger."""
+    if crop is None:
+        return image
+    height, width = image.shape[:2]
+    h, w = min(crop[0], height), min(crop[1], width)
+    y, x = (height - h) // 2, (width - w) // 2
+    return image[y : y + h, x : x + w]
+
+
+def ratio_bucket(ratio: float) -> int:
+    """The nearest of SID's ratios (100 / 250 / 300)."""
+    return min(RATIO_BUCKETS, key=lambda bucket: abs(bucket - ratio))
+
+
+def score(estimate: np.ndarray, reference: np.ndarray) -> dict[str, float]:
+    """PSNR and SSIM of float images in [0, 1] (data range 1)."""
+    return {"psnr": metrics.psnr(estimate, reference), "ssim": metrics.ssim(estimate, reference)}
+
+
+def summarize(rows: list[dict]) -> dict:
+    """Per method: mean PSNR / SSIM / ms per MP overall and per ratio bucket.
+
+    ``rows`` have method, ratio, psnr, ssim, ms_per_mp.
+    """
+    groups: dict[str, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
+    for row in rows:
+        groups[row["method"]]["overall"].append(row)
+        groups[row["method"]][f"ratio_{ratio_bucket(row['ratio'])}"].append(row)
+    result: dict = {}
+    for method, buckets in groups.items():
+        result[method] = {
+            name: {
+                "psnr": round(float(np.mean([r["psnr"] for r in items])), 4),
+                "ssim": round(float(np.mean([r["ssim"] for r in items])), 4),
+                "ms_per_mp": round(float(np.mean([r["ms_per_mp"] for r in items])), 2),
+                "images": len(items),
+            }
+            for name, items in sorted(buckets.items())
+        }
+    return result
+
+
+def darken(image: np.ndarray, ratio: float) -> np.ndarray:
+    """What the unamplified short exposure looked like: linear light divided by the ratio."""
+    linear = srgb_to_linear(image) / ratio
+    return np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear ** (1 / 2.4) - 0.055)
+
+
+def _label(image: np.ndarray, text: str) -> np.ndarray:
+    bar = np.full((22, image.shape[1], 3), 255, np.uint8)
+    cv2.putText(bar, text, (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+    return np.concatenate([bar, image], axis=0)
+
+
+def comparison_grid(columns: list[tuple[str, np.ndarray]], zoom: int = 3) -> np.ndarray:
+    """Labelled columns side by side, and below them the same central crop zoomed ``zoom`` x.
+
+    Images are float HxWx3 in [0, 1]; the result is uint8 RGB.
+    """
+    height, width = columns[0][1].shape[:2]
+    ch, cw = max(height // zoom, 1), max(width // zoom, 1)
+    y, x = (height - ch) // 2, (width - cw) // 2
+    tiles = []
+    for label, image in columns:
+        full = (np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)
+        crop = full[y : y + ch, x : x + cw]
+        zoomed = cv2.resize(crop, (width, height), interpolation=cv2.INTER_NEAREST)
+        tiles.append(np.concatenate([_label(full, label), zoomed], axis=0))
+    gap = np.full((tiles[0].shape[0], 4, 3), 255, np.uint8)
+    parts = [part for tile in tiles for part in (tile, gap)][:-1]
+    return np.concatenate(parts, axis=1)
+
+
+def markdown_table(summary: dict, bucket: str) -> list[str]:
+    lines = ["| method | PSNR (dB) | SSIM | ms / MP | images |", "|---|---:|---:|---:|---:|"]
+    for method, buckets in summary.items():
+        if bucket in buckets:
+            b = buckets[bucket]
+            lines.append(
+                f"| {method} | {b['psnr']:.2f} | {b['ssim']:.4f} | {b['ms_per_mp']:.0f} | "
+                f"{b['images']} |"
+            )
+    return lines
+
+
+def report_markdown(summary: dict, grids: list[tuple[str, str]], note: str) -> str:
+    """``report.md``: overall and per-ratio tables, then every comparison grid."""
+    lines = ["# Evaluation on the test split", "", note, "", "## Overall", ""]
+    lines += markdown_table(summary, "overall")
+    buckets = sorted({b for m in summary.values() for b in m if b.startswith("ratio_")})
+    for bucket in buckets:
+        lines += ["", f"## Ratio x{bucket.removeprefix('ratio_')}", ""]
+        lines += markdown_table(summary, bucket)
+    lines += ["", "## Images", "", "dark input | amplify | amplify+BM3D | model | ground truth;"]
+    lines += ["second row: the centre zoomed.", ""]
+    for pair_id, path in grids:
+        lines += [f"### {pair_id}", "", f"![{pair_id}]({path})", ""]
+    return "\n".join(lines)
+
+
+def megapixels(image: np.ndarray) -> float:
+    return image.shape[0] * image.shape[1] / 1e6

@@ -1,0 +1,108 @@
+"""Load a trained generator (a models folder or an ONNX file) and enhance whole images with it."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from lowlight.errors import LowlightError
+from lowlight.tiling import TileFn, blend_tiles, pad_to_multiple
+
+log = logging.getLogger(__name__)
+
+
+class ModelLoadError(LowlightError):
+    """A model location that cannot be loaded."""
+
+
+def pick_torch_device(name: str = "auto"):
+    import torch
+
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def load_torch(models_dir: Path, device: str = "auto") -> tuple[TileFn, dict]:
+    """(tile function, architecture config) of ``models_dir/generator.{pt,json}``."""
+    import torch
+
+    from lowlight.models import build_generator
+
+    models_dir = Path(models_dir)
+    config_path, weights = models_dir / "generator.json", models_dir / "generator.pt"
+    if not config_path.exists() or not weights.exists():
+        raise ModelLoadError(
+            f"{models_dir}: needs generator.pt and generator.json (run `lowlight train`)"
+        )
+    config = json.loads(config_path.read_text())
+    generator = build_generator(config)
+    generator.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    torch_device = pick_torch_device(device)
+    generator.to(torch_device).eval()
+
+    @torch.inference_mode()
+    def run(tiles: np.ndarray) -> np.ndarray:
+        batch = torch.from_numpy(tiles).to(torch_device)
+        with torch.autocast(
+            torch_device.type, dtype=torch.float16, enabled=torch_device.type == "cuda"
+        ):
+            out = generator(batch)
+        return out.float().cpu().numpy()
+
+    return run, config
+
+
+def load_onnx(path: Path) -> tuple[TileFn, dict]:
+    """(tile function, metadata) of an exported ONNX generator, run with onnxruntime alone."""
+    import onnxruntime as ort
+
+    try:
+        session = ort.InferenceSession(str(path), providers=ort.get_available_providers())
+    except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
+        raise ModelLoadError(f"{path}: not a loadable ONNX model ({exc})") from None
+    meta = session.get_modelmeta().custom_metadata_map
+    multiple = int(meta.get("multiple", "1"))
+    name = session.get_inputs()[0].name
+
+    def run(tiles: np.ndarray) -> np.ndarray:
+        padded, height, width = pad_to_multiple(tiles, multiple)
+        return session.run(None, {name: padded})[0][..., :height, :width]
+
+    return run, dict(meta)
+
+
+def load_model(location: str | Path, device: str = "auto") -> tuple[TileFn, dict]:
+    """A models folder, a ``.onnx`` file (or, with the registry, a ``models:/`` URI)."""
+    text = str(location)
+    if text.startswith("models:/"):
+        raise ModelLoadError(
+            f"{text}: registry URIs need `lowlight register` first; pass a models folder "
+            "or an .onnx file"
+        )
+    path = Path(text)
+    if path.suffix == ".onnx":
+        if not path.exists():
+            raise ModelLoadError(f"{path}: ONNX file not found")
+        return load_onnx(path)
+    return load_torch(path, device)
+
+
+def to_unit(image: np.ndarray) -> np.ndarray:
+    """uint8/uint16 HxWx3 -> float32 in [0, 1]."""
+    return image.astype(np.float32) / np.float32(np.iinfo(image.dtype).max)
+
+
+def from_unit(image: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    top = np.iinfo(dtype).max
+    return (np.clip(image, 0.0, 1.0) * top + 0.5).astype(dtype)
+
+
+def enhance(
+    image: np.ndarray, model: TileFn, tile: int, overlap: int, batch: int = 4
+) -> np.ndarray:
+    """Enhance a whole HxWx3 image in float [0, 1] (clamped), tile by tile."""
+    return np.clip(blend_tiles(image, model, tile, overlap, batch), 0.0, 1.0)
