@@ -232,5 +232,44 @@ def evaluate(
         show("evaluate", summary)
 
 
+@app.command()
+def enhance(
+    inputs: Annotated[list[str], typer.Argument(help="RAW / JPEG / PNG files, folders or globs")],
+    out_dir: Annotated[Path, typer.Option("--out", help="where *_enhanced.png go")] = Path(
+        "enhanced"
+    ),
+    model: Annotated[str, typer.Option(help="models folder or .onnx file")] = "models",
+    ratio: Annotated[
+        str, typer.Option(help="RAW amplification: a number, or 'auto' (target brightness)")
+    ] = "auto",
+    tile: Annotated[int | None, typer.Option(help="tile side")] = None,
+    device: Annotated[str | None, typer.Option(help="auto | cpu | cuda")] = None,
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Brighten and denoise your own dark photos with a trained model."""
+    with user_errors():
+        p = load_params(params)
+        infer = override(p.infer, "infer", tile=tile, device=device)
+        gain = parse_ratio(ratio)
+        show("enhance", stages.enhance(p.convert, infer, model, inputs, out_dir, gain))
+
+
+export_app = typer.Typer(help="Export the trained generator for deployment.", no_args_is_help=True)
+app.add_typer(export_app, name="export")
+
+
+@export_app.command("onnx")
+def export_onnx(
+    models_dir: Annotated[Path, typer.Argument(metavar="MODELS", help="trained models folder")],
+    out: Annotated[Path, typer.Argument(metavar="OUT.onnx", help="ONNX file to write")],
+    int8: Annotated[bool, typer.Option("--int8", help="quantise weights to int8")] = False,
+) -> None:
+    """ONNX with dynamic height and width (onnxruntime runs it without torch)."""
+    from lowlight.export import export_onnx as run_export
+
+    with user_errors():
+        show("export onnx", run_export(models_dir, out, int8))
+
+
 if __name__ == "__main__":
     app()

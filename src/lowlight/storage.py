@@ -17,6 +17,8 @@ from pathlib import Path
 import pyarrow.fs as pafs
 
 Location = str | Path
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 
 
 def is_remote(loc: Location) -> bool:
@@ -78,6 +80,7 @@ def temp_for(dest: Location) -> Path:
         prefix=f".{posixpath.basename(str(dest))}.", suffix=".tmp", dir=folder
     )
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; outputs get the usual mode
     return Path(tmp)
 
 

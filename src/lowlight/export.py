@@ -1,0 +1,81 @@
+"""Export the generator to ONNX with dynamic height and width (and an int8 variant for devices).
+
+The exported graph is the U-Net's ``body``: padding to a multiple of ``2**depth`` happens
+outside it (``tiling.pad_to_multiple``), because padding inside ``forward`` makes both torch
+exporters fail. The multiple is stored in the model's metadata for the runtime side.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lowlight import __version__, storage
+from lowlight.inference import ModelLoadError
+from lowlight.models import build_generator
+
+log = logging.getLogger(__name__)
+
+
+class _Body(torch.nn.Module):
+    def __init__(self, generator: torch.nn.Module):
+        super().__init__()
+        self.generator = generator
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.generator.body(image)
+
+
+def export_onnx(models_dir: Path, out: Path, int8: bool = False) -> dict:
+    """Write ``out`` (float32) and, with ``int8``, ``out`` quantised in place of it."""
+    import json
+
+    import onnx
+    import onnxruntime as ort
+    from torch.export import Dim
+
+    models_dir, out = Path(models_dir), Path(out)
+    config_path = models_dir / "generator.json"
+    if not config_path.exists():
+        raise ModelLoadError(f"{models_dir}: no generator.json (run `lowlight train`)")
+    config = json.loads(config_path.read_text())
+    generator = build_generator(config)
+    generator.load_state_dict(
+        torch.load(models_dir / "generator.pt", map_location="cpu", weights_only=True)
+    )
+    generator.eval()
+    multiple = generator.multiple
+    example = torch.rand(1, generator.config["in_channels"], 4 * multiple, 6 * multiple)
+    shapes = ({0: Dim("batch"), 2: multiple * Dim("h"), 3: multiple * Dim("w")},)
+    with storage.atomic_path(out) as tmp:
+        program = torch.onnx.export(
+            _Body(generator),
+            (example,),
+            dynamo=True,
+            dynamic_shapes=shapes,
+            input_names=["image"],
+            output_names=["enhanced"],
+        )
+        program.save(str(tmp))
+        model = onnx.load(str(tmp))
+        meta = {"multiple": str(multiple), "lowlight_version": __version__, **_strings(config)}
+        onnx.helper.set_model_props(model, meta)
+        onnx.save(model, str(tmp))
+        if int8:
+            from onnxruntime.quantization import QuantType, quantize_dynamic
+
+            quantised = tmp.with_suffix(".int8.onnx")
+            quantize_dynamic(str(tmp), str(quantised), weight_type=QuantType.QInt8)
+            quantised.replace(tmp)
+    # A quick self-check that the file loads and runs.
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    probe = np.random.default_rng(0).random((1, 3, multiple, 2 * multiple), dtype=np.float32)
+    session.run(None, {"image": probe})
+    return {"out": str(out), "bytes": out.stat().st_size, "int8": int8, "multiple": multiple}
+
+
+def _strings(config: dict) -> dict[str, str]:
+    return {f"lowlight.{k}": str(v) for k, v in config.items()}
