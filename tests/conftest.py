@@ -65,3 +65,21 @@ def tiny_params_file(folder: Path, **train) -> Path:
     path = folder / "params.yaml"
     path.write_text(yaml.safe_dump({"model": TINY_MODEL, "train": {**TINY_TRAIN, **train}}))
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tiny_patches: Path) -> Path:
+    """A tiny generator trained for one epoch (its MLflow run in a tmp sqlite store)."""
+    from lowlight.config import MlflowConfig, ModelConfig, TrainConfig
+
+    root = tiny_patches.parent
+    stages.train(
+        ModelConfig(**TINY_MODEL),
+        TrainConfig(**TINY_TRAIN),
+        MlflowConfig(tracking_uri=f"sqlite:///{root / 'mlflow.db'}"),
+        tiny_patches,
+        root / "models",
+        root / "reports",
+        seed=0,
+    )
+    return root / "models"

@@ -46,12 +46,20 @@ def user_errors() -> Iterator[None]:
 
 
 def show(title: str, summary: dict) -> None:
+    """The summary as a table; lists (e.g. failed files) as lines below it, never cut."""
     table = Table(title=title, show_header=False, title_justify="left")
+    lists = {
+        k: v for k, v in summary.items() if isinstance(v, list) and v and isinstance(v[0], str)
+    }
     for key, value in summary.items():
-        if isinstance(value, list) and len(value) > 8:
-            value = ", ".join(map(str, value[:8])) + f", ... ({len(value)} in all)"
-        table.add_row(key, str(value))
+        if key not in lists:
+            table.add_row(key, str(value))
     out.print(table)
+    for key, values in lists.items():
+        for value in values[:20]:
+            out.print(f"{key}: {value}", highlight=False, soft_wrap=True)
+        if len(values) > 20:
+            out.print(f"{key}: ... {len(values)} in all", highlight=False)
 
 
 def version_callback(value: bool) -> None:

@@ -171,8 +171,10 @@ def _describe(err: ValidationError, source: str) -> str:
         key = ".".join(str(p) for p in item["loc"])
         if item["type"] == "extra_forbidden":
             problems.append(f"unknown key '{key}'")
-        else:
+        elif key:
             problems.append(f"'{key}': {item['msg']} (got {item.get('input')!r})")
+        else:
+            problems.append(item["msg"])
     return f"{source}: " + "; ".join(problems)
 
 

@@ -52,7 +52,7 @@ def export_onnx(models_dir: Path, out: Path, int8: bool = False) -> dict:
     shapes = ({0: Dim("batch"), 2: multiple * Dim("h"), 3: multiple * Dim("w")},)
     with storage.atomic_path(out) as tmp:
         program = torch.onnx.export(
-            _Body(generator),
+            _Body(generator).eval(),
             (example,),
             dynamo=True,
             dynamic_shapes=shapes,
