@@ -42,8 +42,12 @@ test: install
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow"
 
-bench: install
+# Benchmarks write their sections of BENCHMARKS.md; inference needs the demo's model.
+bench: demo
 	$(BIN)/python bench/convert.py
+	$(BIN)/python bench/patches.py
+	$(BIN)/python bench/train.py
+	$(BIN)/python bench/inference.py
 
 lint: install
 	$(BIN)/ruff check src tests bench
