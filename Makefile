@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: venv install demo test test-fast bench lint clean
+.PHONY: venv install demo test test-fast bench lint ui clean
 
 venv: $(BIN)/python
 
@@ -34,6 +34,8 @@ demo: install
 	@echo "  models:                     models/generator.pt (+ generator.json), models/discriminator.pt"
 	@echo "  training:                   reports/train_history.csv, reports/train_curves.png, reports/samples/"
 	@echo "  evaluation report:          reports/report.md  (metrics: reports/metrics.json, grids: reports/grids/)"
+	@echo "  registry:                   reports/registration.json; lowlight models list"
+	@$(BIN)/python -c "import json; r = json.load(open('reports/registration.json')); print(f\"  -> {r['name']} version {r['version']} {r['aliases']}: {r['gate_reason']}\"); print(f\"  load it: mlflow.pyfunc.load_model('models:/{r['name']}@{r['aliases'][0]}').predict(image)\")"
 	@echo "  MLflow runs:                sqlite:///mlruns/mlflow.db  (browse: .venv/bin/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db)"
 
 test: install
@@ -52,6 +54,10 @@ bench: demo
 lint: install
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
+
+# MLflow's UI on the local store: runs, sample grids, the registry.
+ui: install
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --host 127.0.0.1 --port 5000
 
 clean:
 	rm -rf data models reports mlruns .pytest_cache bench/_work

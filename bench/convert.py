@@ -1,20 +1,24 @@
 """Benchmark of the convert stage; writes the ``## convert`` section of BENCHMARKS.md.
 
-Measures, in one process and on the same synthetic DNGs:
+Measures, on the same synthetic DNGs and as ratios within one run:
 
 1. ms per megapixel of ``stages.convert`` (1 worker) against bare ``rawpy.imread`` +
-   ``raw.postprocess`` with the stage's postprocess settings (goal: stage <= 1.25x bare);
+   ``raw.postprocess`` with the stage's postprocess settings, in the same process
+   (goal: stage <= 1.25x bare);
 2. the speed-up of the stage with 2 workers against 1 worker (goal: >= 1.7x);
-3. whether LibRaw uses several threads by itself (bare and stage re-run in a subprocess with
-   ``OMP_NUM_THREADS=1``, plus CPU time / wall time of every configuration);
-4. where the stage's time goes (cProfile of one 1-worker run, grouped by component).
+3. whether LibRaw uses several threads by itself: the threads ``postprocess`` leaves behind,
+   CPU time / wall time of every configuration, and all three configurations again in fresh
+   subprocesses with ``OMP_NUM_THREADS=1``;
+4. where the stage's time goes (cProfile of a 1-worker run over 4 scenes, grouped by part).
 
-Each configuration runs ``--repeat`` times into a fresh output folder (the stage skips unchanged
-files otherwise) and the best (minimum) wall time counts. Scratch data lives under bench/_work/
-and is removed at the end.
+Every configuration runs ``--repeat`` times, rounds interleaved, each stage run into a fresh
+output folder (the stage skips unchanged files otherwise); the best (minimum) wall time counts.
+The machine may be shared: before each timed run the script waits a little for other processes
+to go idle (``--max-wait`` in all) and records the cores they used during the run. Scratch data
+lives under bench/_work/ and is removed at the end.
 
-    make bench                          # = .venv/bin/python bench/convert.py
-    .venv/bin/python bench/convert.py --quick   # smoke run; prints, leaves BENCHMARKS.md alone
+    make bench                                   # = .venv/bin/python bench/convert.py
+    .venv/bin/python bench/convert.py --quick    # smoke run; prints, leaves BENCHMARKS.md alone
 """
 
 from __future__ import annotations
@@ -37,12 +41,11 @@ from pathlib import Path
 import numpy as np
 import rawpy
 
+import benchlib  # bench/benchlib.py, beside this script
 from lowlight import stages
-from lowlight.config import Params, override
+from lowlight.config import Params, override, parse_size
 
-ROOT = Path(__file__).resolve().parent.parent
-WORK = ROOT / "bench" / "_work"
-BENCHMARKS = ROOT / "BENCHMARKS.md"
+WORK, BENCHMARKS = benchlib.WORK, benchlib.BENCHMARKS
 SECTION = "## convert"
 MAKE_COMMAND = ".venv/bin/python bench/convert.py"
 
@@ -69,146 +72,222 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
+def system_busy() -> float:
+    """CPU seconds all processes of the machine have used since boot (0 without /proc)."""
+    try:
+        ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    except (OSError, ValueError):
+        return 0.0
+    user, nice, system, _idle, _iowait, irq, softirq, steal = ticks + [0] * (8 - len(ticks))
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+class Quiet:
+    """Before each timed run, wait (within a total budget) until other processes are idle.
+
+    The machine may be shared; a run measured while something else is busy is slower and
+    would distort the ratios. What others used during each run is recorded either way.
+    """
+
+    def __init__(self, budget: float, threshold: float = 0.3, sample: float = 0.5) -> None:
+        self.budget, self.threshold, self.sample, self.waited = budget, threshold, sample, 0.0
+
+    def wait(self, most: float = 10.0) -> None:
+        """Wait until others use under ``threshold`` cores, ``most`` seconds at most."""
+        stop = min(self.budget, self.waited + most)
+        while self.waited < stop:
+            before = system_busy()
+            time.sleep(self.sample)
+            if (system_busy() - before) / self.sample < self.threshold:
+                return
+            self.waited += self.sample
+
+
+QUIET = Quiet(0.0)
+
+
+def timed(fn, *args) -> dict:
+    """Run ``fn(*args)`` (returning mp and files); add wall, CPU and others' load in cores."""
+    QUIET.wait()
+    busy, cpu, start = system_busy(), cpu_seconds(), time.perf_counter()
+    result = fn(*args)
+    wall = time.perf_counter() - start
+    cpu = cpu_seconds() - cpu
+    others = max(0.0, system_busy() - busy - cpu) / wall
+    return {**result, "wall": wall, "cpu": cpu, "others": others}
+
+
 def raw_files(raw_dir: Path) -> list[Path]:
     return sorted(raw_dir.rglob("*.dng"))
 
 
-def run_bare(raw_dir: Path) -> dict:
+def bare(raw_dir: Path) -> dict:
     """Bare rawpy over every file: imread + postprocess, nothing else."""
     files = raw_files(raw_dir)
     pixels = 0
-    cpu, start = cpu_seconds(), time.perf_counter()
     for path in files:
         with rawpy.imread(str(path)) as raw:
             image = raw.postprocess(**POSTPROCESS)
         pixels += image.shape[0] * image.shape[1]
-    wall = time.perf_counter() - start
-    return {"wall": wall, "cpu": cpu_seconds() - cpu, "mp": pixels / 1e6, "files": len(files)}
+    return {"mp": pixels / 1e6, "files": len(files)}
+
+
+def stage(raw_dir: Path, out: Path, workers: int) -> dict:
+    cfg = override(Params().convert, "convert", workers=workers)
+    summary = stages.convert(cfg, raw_dir, out)
+    if summary["failed"] or summary["converted"] != summary["files"]:
+        raise SystemExit(f"convert stage did not convert every file: {summary}")
+    return {"mp": summary["megapixels"], "files": summary["files"]}
+
+
+def run_bare(raw_dir: Path) -> dict:
+    return timed(bare, raw_dir)
 
 
 def run_stage(raw_dir: Path, workers: int, scratch: Path) -> dict:
-    """One ``stages.convert`` run into a fresh output folder (removed afterwards)."""
-    cfg = override(Params().convert, "convert", workers=workers)
+    """One timed ``stages.convert`` run into a fresh output folder (removed afterwards)."""
     out = Path(tempfile.mkdtemp(prefix=f"out-w{workers}-", dir=scratch))
     try:
-        cpu, start = cpu_seconds(), time.perf_counter()
-        summary = stages.convert(cfg, raw_dir, out)
-        wall = time.perf_counter() - start
-        cpu = cpu_seconds() - cpu
+        return timed(stage, raw_dir, out, workers)
     finally:
         shutil.rmtree(out, ignore_errors=True)
-    if summary["failed"] or summary["converted"] != summary["files"]:
-        raise SystemExit(f"convert stage did not convert every file: {summary}")
-    return {"wall": wall, "cpu": cpu, "mp": summary["megapixels"], "files": summary["files"]}
 
 
 def best_of(runs: list[dict]) -> dict:
     best = min(runs, key=lambda r: r["wall"])
-    return {**best, "ms_per_mp": 1000 * best["wall"] / best["mp"], "walls": [r["wall"] for r in runs]}
+    return {
+        **best,
+        "ms_per_mp": 1000 * best["wall"] / best["mp"],
+        "walls": [r["wall"] for r in runs],
+    }
 
 
-def run_child(kind: str, raw_dir: Path, scratch: Path, repeat: int, env: dict) -> dict:
-    """Best of ``repeat`` runs of ``kind`` (bare | stage1) in a subprocess with ``env``."""
+def run_child(kind: str, raw_dir: Path, warm_dir: Path, scratch: Path, wait: float) -> dict:
+    """One timed run of ``kind`` in a fresh subprocess with ``OMP_NUM_THREADS=1``."""
     cmd = [sys.executable, __file__, "--child", kind, "--raw-dir", str(raw_dir)]
-    cmd += ["--scratch", str(scratch), "--repeat", str(repeat)]
-    done = subprocess.run(
-        cmd, env={**os.environ, **env}, stdout=subprocess.PIPE, text=True, check=True
-    )
+    cmd += ["--warm-dir", str(warm_dir), "--scratch", str(scratch), "--max-wait", str(wait)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def child_main(kind: str, raw_dir: Path, scratch: Path, repeat: int) -> None:
-    if kind == "bare":
-        runs = [run_bare(raw_dir) for _ in range(repeat)]
-    else:
-        runs = [run_stage(raw_dir, 1, scratch) for _ in range(repeat)]
-    print(json.dumps(best_of(runs)))
+def child_main(kind: str, raw_dir: Path, warm_dir: Path, scratch: Path) -> None:
+    warm_up(warm_dir, scratch)
+    run = run_bare(raw_dir) if kind == "bare" else run_stage(raw_dir, int(kind[-1]), scratch)
+    print(json.dumps({**run, "waited": QUIET.waited}))
 
 
-# Components of convert_one, matched in cProfile's stats by (file name ending, function name).
-# Cumulative times nest (encode is inside write_image), so "self" columns are derived below.
-COMPONENTS = [
-    ("sha256 of the RAW file", ("conversion.py", "sha256_file")),
-    ("rawpy.imread (open + unpack)", ("rawpy/__init__.py", "imread")),
-    ("per-pixel black map", ("raw.py", "_black_map")),
-    ("amplification (amplify_mosaic)", ("raw.py", "amplify_mosaic")),
-    ("raw.postprocess (LibRaw)", ("~", "<method 'postprocess' of 'rawpy._rawpy.RawPy' objects>")),
-    ("EXIF read (exifread)", ("raw.py", "_camera_name")),
-    ("JPEG encode (cv2.imencode)", ("~", "<built-in method imencode>")),
-    ("RGB->BGR copy", ("imageio.py", "encode")),  # encode minus imencode
-    ("atomic write of the JPEG", ("imageio.py", "write_image")),  # write_image minus encode
-    ("manifest: read previous", ("conversion.py", "previous_rows")),
-    ("manifest: write parquet", ("conversion.py", "write_manifest")),
-    ("planning (list + plan_jobs)", ("conversion.py", "plan_jobs")),
-]
+def subset_dir(raw_dir: Path, scratch: Path, name: str, scenes: int) -> Path:
+    """The first ``scenes`` scenes' files (hard links) in SID layout, under ``scratch/name``."""
+    files = raw_files(raw_dir)
+    keep = sorted({path.name.split("_")[0] for path in files})[:scenes]
+    subset = scratch / name / raw_dir.name
+    for path in files:
+        if path.name.split("_")[0] in keep:
+            dest = subset / path.relative_to(raw_dir)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(path, dest)
+            except OSError:
+                shutil.copy2(path, dest)
+    return subset
 
 
-def find_stat(stats: dict, file_end: str, func: str) -> tuple[int, float]:
-    """(calls, cumulative seconds) of the function, summed over matching entries."""
-    calls, cum = 0, 0.0
-    for (file, _line, name), (_cc, nc, _tt, ct, _callers) in stats.items():
-        if name == func and (file == file_end or file.replace("\\", "/").endswith(file_end)):
-            calls += nc
-            cum += ct
-    return calls, cum
+def warm_up(warm_dir: Path, scratch: Path) -> None:
+    """Untimed bare and 1-worker stage runs on a few files: lazy imports (exifread, pandas
+    under pyarrow), allocator and LibRaw first touch, so the first timed run pays none of it."""
+    bare(warm_dir)
+    out = Path(tempfile.mkdtemp(prefix="out-warm-", dir=scratch))
+    try:
+        stage(warm_dir, out, 1)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+
+
+# Parts of the stage, matched in cProfile's stats by (file name ending, function name); "~" is
+# a C function, matched by substring. rawpy is Cython, whose calls cProfile cannot see: imread,
+# unpack and postprocess land in the self time of lowlight.raw.decode.
+LIBRAW = "LibRaw: imread + unpack + postprocess (self time of raw.decode)"
+PARTS = {
+    "sha256 of the RAW file": ("conversion.py", "sha256_file"),
+    "per-pixel black map (raw._black_map)": ("raw.py", "_black_map"),
+    "amplification (raw.amplify_mosaic)": ("raw.py", "amplify_mosaic"),
+    "EXIF read (exifread)": ("raw.py", "_camera_name"),
+    "JPEG encode (cv2.imencode)": ("~", "imencode"),
+    "manifest: read previous": ("conversion.py", "previous_rows"),
+    "manifest: write parquet": ("conversion.py", "write_manifest"),
+    "planning (list_raw_files + plan_jobs)": ("conversion.py", "plan_jobs"),
+}
+
+
+def find_stat(stats: dict, file_end: str, func: str) -> tuple[int, float, float]:
+    """(calls, self seconds, cumulative seconds) of a function, over all matching entries."""
+    calls, own, cum = 0, 0.0, 0.0
+    for (file, _line, name), (_cc, nc, tt, ct, _callers) in stats.items():
+        if file_end == "~":
+            hit = file == "~" and func in name
+        else:
+            hit = name == func and file.replace("\\", "/").endswith(file_end)
+        if hit:
+            calls, own, cum = calls + nc, own + tt, cum + ct
+    return calls, own, cum
 
 
 def profile_stage(raw_dir: Path, scratch: Path) -> dict:
-    """cProfile one 1-worker stage run; seconds per component, summed over all files."""
+    """cProfile one 1-worker stage run; seconds per part, summed over all files."""
     cfg = override(Params().convert, "convert", workers=1)
     out = Path(tempfile.mkdtemp(prefix="out-profile-", dir=scratch))
     profiler = cProfile.Profile()
+    QUIET.wait()
     try:
-        start = time.perf_counter()
+        busy, cpu, start = system_busy(), cpu_seconds(), time.perf_counter()
         profiler.enable()
         summary = stages.convert(cfg, raw_dir, out)
         profiler.disable()
         wall = time.perf_counter() - start
+        others = max(0.0, system_busy() - busy - (cpu_seconds() - cpu)) / wall
     finally:
         shutil.rmtree(out, ignore_errors=True)
     stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
-    found = {label: find_stat(stats, *key) for label, key in COMPONENTS}
-    calls_list, listing = find_stat(stats, "conversion.py", "list_raw_files")
-    rows = {label: list(value) for label, value in found.items()}
-    # Make nested entries exclusive.
-    rows["RGB->BGR copy"][1] -= found["JPEG encode (cv2.imencode)"][1]
-    rows["atomic write of the JPEG"][1] -= found["RGB->BGR copy"][1]
-    rows["planning (list + plan_jobs)"][1] += listing
-    _, convert_total = find_stat(stats, "stages.py", "convert")
+    rows = {}
+    for label, key in PARTS.items():
+        calls, _, cum = find_stat(stats, *key)
+        rows[label] = [calls, cum]
+    calls, own, _ = find_stat(stats, "raw.py", "decode")
+    rows[LIBRAW] = [calls, own]
+    # encode = BGR copy + imencode; write_image = encode + the atomic file write.
+    _, _, encode = find_stat(stats, "imageio.py", "encode")
+    calls, _, write = find_stat(stats, "imageio.py", "write_image")
+    rows["RGB->BGR copy before encoding"] = [calls, encode - rows["JPEG encode (cv2.imencode)"][1]]
+    rows["atomic write of the JPEG"] = [calls, write - encode]
+    _, _, listing = find_stat(stats, "conversion.py", "list_raw_files")
+    rows["planning (list_raw_files + plan_jobs)"][1] += listing
+    _, _, total = find_stat(stats, "stages.py", "convert")
     accounted = sum(v[1] for v in rows.values())
-    rows["other (tqdm, pool, Python glue, profiler)"] = [0, convert_total - accounted]
-    return {"wall": wall, "files": summary["files"], "mp": summary["megapixels"], "rows": rows}
+    rows["other (Python glue, tqdm, settings keys, profiler)"] = [0, total - accounted]
+    return {
+        "others": others,
+        "wall": wall,
+        "total": total,
+        "files": summary["files"],
+        "mp": summary["megapixels"],
+        "rows": rows,
+    }
 
 
 # --------------------------------------------------------------------------- reporting
 
 
 def machine() -> dict:
-    model = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    """What the section's heading names (no torch import: it would load a second libgomp)."""
+    import cv2
+
     try:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:
         usable = os.cpu_count()
-    try:
-        rev = subprocess.run(
-            ["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        rev = "unknown"
-    import cv2
-
     return {
-        "cpu": model,
+        "cpu": benchlib.cpu_model(),
         "cores": os.cpu_count(),
         "usable": usable,
         "python": platform.python_version(),
@@ -218,12 +297,22 @@ def machine() -> dict:
         "numpy": np.__version__,
         "opencv": cv2.__version__,
         "os": f"{platform.system()} {platform.release()}",
-        "rev": rev,
+        "rev": benchlib.git_rev(),
     }
 
 
 def yes_no(ok: bool) -> str:
     return "**yes**" if ok else "**no**"
+
+
+def row(label: str, r: dict, bare_ms: float | None = None, threads: str | None = None) -> str:
+    cells = [label] + ([threads] if threads else [])
+    cells += [f"{r['wall']:.2f}", " / ".join(f"{w:.2f}" for w in r["walls"])]
+    cells += [f"{r['ms_per_mp']:.1f}", f"{1000 * r['cpu'] / r['mp']:.1f}"]
+    cells += [f"{r['cpu'] / r['wall']:.2f}", f"{r['others']:.2f}"]
+    if bare_ms is not None:
+        cells.append(f"{r['ms_per_mp'] / bare_ms:.2f}x")
+    return "| " + " | ".join(cells) + " |"
 
 
 def render(args: argparse.Namespace, info: dict, res: dict) -> str:
@@ -232,7 +321,6 @@ def render(args: argparse.Namespace, info: dict, res: dict) -> str:
     speedup = s1["wall"] / s2["wall"]
     command = MAKE_COMMAND + "".join(f" {a}" for a in args.argv)
     when = dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
-    files, mp = bare["files"], bare["mp"]
     lines = [
         SECTION,
         "",
@@ -243,133 +331,208 @@ def render(args: argparse.Namespace, info: dict, res: dict) -> str:
         "output_bps=8`).",
         "",
         f"- Date: {when}",
-        f"- Machine: {info['cpu']}, {info['cores']} cores ({info['usable']} usable), "
-        f"{info['os']}",
+        f"- Machine: {info['cpu']}, {info['cores']} cores ({info['usable']} usable), {info['os']}",
         f"- Python {info['python']}, rawpy {info['rawpy']}, LibRaw {info['libraw']} "
         f"(OpenMP: {info['openmp']}), numpy {info['numpy']}, OpenCV {info['opencv']}",
         f"- Code: `{info['rev']}`",
         f"- Command: `make bench` (runs `{command}`)",
-        f"- Data: {files} synthetic uncompressed Bayer DNGs from `stages.synth` "
+        f"- Data: {bare['files']} synthetic uncompressed Bayer DNGs from `stages.synth` "
         f"({args.scenes} scenes x ({args.frames} short + 1 long), {args.size[0]}x{args.size[1]}, "
-        f"seed 0), {mp:.1f} megapixels in all",
-        f"- Timing: `time.perf_counter`, best of {args.repeat} runs per configuration (runs "
-        "interleaved), each stage run into a fresh output folder; CPU/wall = user+sys CPU time "
-        "(this process and its pool workers) / wall time.",
+        f"seed 0), {bare['mp']:.1f} megapixels in all",
+        f"- Timing: `time.perf_counter` around the whole call, best of {args.repeat} runs per "
+        "configuration, rounds interleaved (bare, 1 worker, 2 workers, then the same three with "
+        "`OMP_NUM_THREADS=1`, next round); bare and stage share one warmed-up process, every "
+        "stage run writes into a fresh output folder. The `OMP_NUM_THREADS=1` runs each use a "
+        "fresh subprocess, warmed up on one scene first. CPU ms / MP and CPU / wall: user + sys "
+        "CPU time of the process and its pool workers. Others: cores that other processes of "
+        "the machine used during that run (/proc/stat); above about 0.2 the run competed with "
+        "something else and its wall time is pessimistic.",
+        f"- The whole benchmark took {res['elapsed']:.0f} s, {res['waited']:.0f} s of it waiting "
+        "for other processes to go idle before timed runs.",
         "",
-        "| configuration | best wall (s) | ms / MP | CPU / wall | vs bare rawpy |",
-        "|---|---:|---:|---:|---:|",
-    ]
-    for label, r in [
-        ("bare rawpy (imread + postprocess)", bare),
-        ("convert stage, 1 worker", s1),
-        ("convert stage, 2 workers", s2),
-    ]:
-        lines.append(
-            f"| {label} | {r['wall']:.2f} | {r['ms_per_mp']:.1f} | {r['cpu'] / r['wall']:.2f} "
-            f"| {r['ms_per_mp'] / bare['ms_per_mp']:.2f}x |"
-        )
-    lines += [
+        "| configuration | best wall (s) | all runs (s) | ms / MP | CPU ms / MP | CPU / wall "
+        "| others (cores) | vs bare |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        row("bare rawpy (imread + postprocess)", bare, bare["ms_per_mp"]),
+        row("convert stage, 1 worker", s1, bare["ms_per_mp"]),
+        row("convert stage, 2 workers", s2, bare["ms_per_mp"]),
         "",
-        "| metric | measured | goal | met |",
+        "| goal | measured | target | met |",
         "|---|---:|---:|:---:|",
         f"| stage (1 worker) / bare rawpy, ms per MP | {overhead:.2f}x | <= {GOAL_OVERHEAD}x "
         f"| {yes_no(overhead <= GOAL_OVERHEAD)} |",
         f"| speed-up, 2 workers vs 1 worker | {speedup:.2f}x | >= {GOAL_SPEEDUP}x "
         f"| {yes_no(speedup >= GOAL_SPEEDUP)} |",
         "",
+        f"From CPU time instead of wall time (less sensitive to other load, but LibRaw's OpenMP "
+        "team also burns CPU while it waits, which flatters the stage): stage / bare "
+        f"{s1['cpu'] / s1['mp'] / (bare['cpu'] / bare['mp']):.2f}x; the 2-worker run used "
+        f"{s2['cpu'] / s1['cpu']:.2f}x the CPU time of the 1-worker run.",
+        "",
     ]
-    lines += render_threads(res)
+    if res.get("bare_omp1"):
+        one_bare, one_s1 = res["bare_omp1"], res["stage1_omp1"]
+        lines += [
+            "With one OpenMP thread everywhere (`OMP_NUM_THREADS=1`, table below) the stage "
+            f"costs {one_s1['ms_per_mp'] / one_bare['ms_per_mp']:.2f}x bare rawpy in wall time "
+            f"and {one_s1['cpu'] / one_bare['cpu']:.2f}x in CPU time: the work the stage adds, "
+            "without LibRaw's parallel share hiding or exposing it.",
+            "",
+        ]
+    names = {"bare rawpy": bare, "stage with 1 worker": s1, "stage with 2 workers": s2}
+    hit = [f"{name} ({r['others']:.2f} cores)" for name, r in names.items() if r["others"] > 0.2]
+    if hit:
+        lines += [
+            "**Shared machine**: other processes were busy during the best run of "
+            + ", ".join(hit)
+            + ", so those wall times are pessimistic and the wall-time ratios with them are "
+            "noisy; the CPU-time ratios above are the steadier numbers.",
+            "",
+        ]
+    env = os.environ.get("OMP_NUM_THREADS")
+    env = f"`{env}`" if env else "unset"
+    lines += render_threads(
+        {**res, "openmp": info["openmp"], "cores": info["usable"], "omp_env": env}
+    )
     if res.get("profile"):
-        lines += render_profile(res["profile"])
+        lines += render_profile(res["profile"], bare["ms_per_mp"])
     return "\n".join(lines).rstrip() + "\n"
 
 
 def render_threads(res: dict) -> list[str]:
-    bare, s1, s2 = res["bare"], res["stage1"], res["stage2"]
     lines = ["### Does LibRaw use several threads by itself?", ""]
-    omp_bare, omp_s1 = res.get("bare_omp1"), res.get("stage1_omp1")
-    if not omp_bare:
+    if not res.get("bare_omp1"):
         return lines + ["Not measured (`--no-threads-check`).", ""]
-    bare_gain = omp_bare["wall"] / bare["wall"]
-    s1_gain = omp_s1["wall"] / s1["wall"]
-    lines += [
-        "The rawpy wheel is built with OpenMP (`rawpy.flags['OPENMP']`) and bundles libgomp. "
-        "The same runs in a subprocess with `OMP_NUM_THREADS=1`:",
-        "",
-        "| configuration | threads | best wall (s) | ms / MP | CPU / wall |",
-        "|---|---|---:|---:|---:|",
-        f"| bare rawpy | default | {bare['wall']:.2f} | {bare['ms_per_mp']:.1f} "
-        f"| {bare['cpu'] / bare['wall']:.2f} |",
-        f"| bare rawpy | `OMP_NUM_THREADS=1` | {omp_bare['wall']:.2f} "
-        f"| {omp_bare['ms_per_mp']:.1f} | {omp_bare['cpu'] / omp_bare['wall']:.2f} |",
-        f"| convert stage, 1 worker | default | {s1['wall']:.2f} | {s1['ms_per_mp']:.1f} "
-        f"| {s1['cpu'] / s1['wall']:.2f} |",
-        f"| convert stage, 1 worker | `OMP_NUM_THREADS=1` | {omp_s1['wall']:.2f} "
-        f"| {omp_s1['ms_per_mp']:.1f} | {omp_s1['cpu'] / omp_s1['wall']:.2f} |",
-        "",
-    ]
-    threaded = bare_gain > 1.1 or bare["cpu"] / bare["wall"] > 1.2
-    if threaded:
-        lines.append(
-            f"Yes: with its default threads bare rawpy is {bare_gain:.2f}x faster than with one "
-            f"thread (CPU/wall {bare['cpu'] / bare['wall']:.2f}), and the 1-worker stage "
-            f"{s1_gain:.2f}x. So the \"1 worker\" baseline already uses more than one core for "
-            "LibRaw's share of the work, and the 2-worker speed-up cannot reach the core count. "
-            f"Against a truly single-threaded worker (`OMP_NUM_THREADS=1`) 2 workers are "
-            f"{omp_s1['wall'] / s2['wall']:.2f}x faster."
+    bare, s1, s2 = res["bare"], res["stage1"], res["stage2"]
+    one_bare, one_s1, one_s2 = res["bare_omp1"], res["stage1_omp1"], res["stage2_omp1"]
+    env = res["omp_env"]
+    team, cores = res.get("omp_team"), res["cores"]
+    if team is None:
+        found = "(The thread count could not be read: no /proc/self/task.)"
+    elif team > 1:
+        found = (
+            f"**Yes**: after its first `postprocess` this process holds {team - 1} more "
+            f"thread(s), an OpenMP team of {team} that LibRaw's parallel loops run on; with "
+            "`OMP_NUM_THREADS=1` it holds none."
         )
     else:
+        found = "**No**: `postprocess` starts no extra thread in this process."
+    lines += [
+        f"The rawpy wheel is built with OpenMP (`rawpy.flags['OPENMP']` = {res['openmp']}) and "
+        "bundles libgomp, which runs one thread per core unless `OMP_NUM_THREADS` says "
+        f"otherwise. {found}",
+        "",
+        "The three configurations again, each run in a fresh subprocess with "
+        "`OMP_NUM_THREADS=1` (the pool's workers inherit it; a stage that already pins its "
+        "workers to one thread makes the two 2-worker rows measure the same thing):",
+        "",
+        "| configuration | OMP_NUM_THREADS | best wall (s) | all runs (s) | ms / MP "
+        "| CPU ms / MP | CPU / wall | others (cores) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for label, default, single in [
+        ("bare rawpy", bare, one_bare),
+        ("convert stage, 1 worker", s1, one_s1),
+        ("convert stage, 2 workers", s2, one_s2),
+    ]:
+        lines.append(row(label, default, threads=env))
+        lines.append(row(label, single, threads="1"))
+    gain_bare = one_bare["wall"] / bare["wall"]
+    gain_s1 = one_s1["wall"] / s1["wall"]
+    gain_s2 = one_s2["wall"] / s2["wall"]
+    lines += [
+        "",
+        f"Wall time with `OMP_NUM_THREADS` {env} against 1: bare rawpy {fmt(gain_bare)}, "
+        f"stage with 1 worker {fmt(gain_s1)}, stage with 2 workers {fmt(gain_s2)}. Bare rawpy "
+        f"keeps {bare['cpu'] / bare['wall']:.2f} cores busy on average ({env}) against "
+        f"{one_bare['cpu'] / one_bare['wall']:.2f} (1).",
+        "",
+    ]
+    if gain_bare > 1.1:
         lines.append(
-            f"No measurable effect: one thread vs default is {bare_gain:.2f}x for bare rawpy "
-            f"(CPU/wall {bare['cpu'] / bare['wall']:.2f}) and {s1_gain:.2f}x for the 1-worker "
-            "stage, so the 2-worker speed-up is not limited by LibRaw's own threads."
+            "- LibRaw's own threads speed up a single process, so the 1-worker run already "
+            "uses part of the second core: that caps the 2-worker speed-up well below the "
+            "core count."
         )
-    return lines + [""]
+    if gain_bare < 0.9:
+        lines.append(
+            "- LibRaw's own threads make even a single process slower here: while other "
+            "processes hold a core, the OpenMP team waits (spinning) at every barrier for a "
+            "team mate that is not running (see the others column)."
+        )
+    if gain_s2 < 0.9:
+        lines.append(
+            "- The 2-worker run oversubscribes the CPU when its workers keep LibRaw's default "
+            "threads (2 workers x one thread per core); one OpenMP thread per worker "
+            "(`OMP_NUM_THREADS=1` in the workers' environment, set before libgomp loads there) "
+            "avoids it."
+        )
+    if 0.9 <= gain_bare <= 1.1 and gain_s2 >= 0.9:
+        lines.append("- LibRaw's own threads neither help nor hurt noticeably here.")
+    lines += [
+        f"- 2 workers against 1 worker, both with `OMP_NUM_THREADS=1`: "
+        f"{one_s1['wall'] / one_s2['wall']:.2f}x; 2 workers with `OMP_NUM_THREADS=1` against "
+        f"the 1-worker run with {env}: {s1['wall'] / one_s2['wall']:.2f}x "
+        f"(goal {GOAL_SPEEDUP}x).",
+        f"- Ceiling from CPU time, whatever the load: a 2-worker run cannot finish before its "
+        f"CPU time / {cores} cores, so against the best 1-worker run ({env}) it can be at most "
+        f"{s1['wall'] / (s2['cpu'] / cores):.2f}x faster ({env}) or "
+        f"{s1['wall'] / (one_s2['cpu'] / cores):.2f}x (`OMP_NUM_THREADS=1`).",
+        "",
+    ]
+    return lines
 
 
-def render_profile(prof: dict) -> list[str]:
+def thread_count() -> int | None:
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return None
+
+
+def fmt(gain: float) -> str:
+    """A wall-time ratio (one thread / as configured) in words."""
+    if gain >= 1:
+        return f"{gain:.2f}x faster"
+    return f"{1 / gain:.2f}x slower"
+
+
+def render_profile(prof: dict, bare_ms: float) -> list[str]:
     total = sum(v[1] for v in prof["rows"].values())
+    libraw = prof["rows"][LIBRAW][1]
+    rest = total - libraw
+    per_mp = 1000 / prof["mp"]
     lines = [
         "### Where the stage's time goes",
         "",
-        f"cProfile of one 1-worker stage run over the same {prof['files']} files "
-        f"({prof['wall']:.2f} s wall under the profiler; calls are per component, "
-        "times exclusive of the other rows):",
+        f"cProfile of one more 1-worker stage run over the first {prof['files']} files "
+        f"({prof['wall']:.2f} s wall under the profiler, others {prof['others']:.2f} cores). "
+        "Seconds are exclusive (a row's time is not inside another row); calls counts the "
+        "calls of the function behind the row. rawpy is Cython, invisible to cProfile, so "
+        "LibRaw's time is the self time of `lowlight.raw.decode`.",
         "",
-        "| component | calls | seconds | ms / file | ms / MP | share |",
+        "| part | calls | seconds | ms / file | ms / MP | share |",
         "|---|---:|---:|---:|---:|---:|",
     ]
     for label, (calls, secs) in sorted(prof["rows"].items(), key=lambda kv: -kv[1][1]):
         lines.append(
             f"| {label} | {calls or ''} | {secs:.2f} | {1000 * secs / prof['files']:.1f} "
-            f"| {1000 * secs / prof['mp']:.1f} | {100 * secs / total:.1f} % |"
+            f"| {secs * per_mp:.1f} | {100 * secs / total:.1f} % |"
         )
-    return lines + [""]
-
-
-def replace_section(path: Path, text: str) -> None:
-    """Replace (or append) the ``## convert`` section of ``path``, atomically."""
-    old = path.read_text() if path.exists() else "# Benchmarks\n\nWritten by `bench/*.py`.\n"
-    lines = old.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.rstrip() == SECTION), None)
-    if start is None:
-        head = "".join(lines).rstrip("\n")
-        new = f"{head}\n\n{text}"
-    else:
-        end = next(
-            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
-        )
-        tail = "".join(lines[end:])
-        head = "".join(lines[:start])
-        new = head + text + ("\n" + tail if tail else "")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(new)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    lines += [
+        "",
+        f"LibRaw inside the stage: {libraw * per_mp:.1f} ms/MP (bare rawpy above: "
+        f"{bare_ms:.1f} ms/MP). Everything else: {rest * per_mp:.1f} ms/MP, i.e. the stage "
+        f"costs {total / libraw:.2f}x its LibRaw time under the profiler.",
+        "",
+    ]
+    if prof["others"] > 0.2:
+        lines += [
+            "Other processes were busy during this run: read the shares, not the absolute "
+            "times (LibRaw's OpenMP team suffers most from a busy core).",
+            "",
+        ]
+    return lines
 
 
 # --------------------------------------------------------------------------- main
@@ -391,16 +554,26 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--no-threads-check", action="store_true", help="skip OMP_NUM_THREADS=1")
     parser.add_argument("--no-profile", action="store_true", help="skip the cProfile breakdown")
     parser.add_argument("--keep", action="store_true", help="keep the scratch data")
+    parser.add_argument(
+        "--max-wait",
+        type=float,
+        default=60.0,
+        help="seconds in all to wait for other processes to go idle before timed runs",
+    )
     # Internal: a measurement in a subprocess (used for OMP_NUM_THREADS=1).
-    parser.add_argument("--child", choices=["bare", "stage1"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=["bare", "stage1", "stage2"], help=argparse.SUPPRESS)
     parser.add_argument("--raw-dir", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--scratch", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--warm-dir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.argv = argv
     if args.quick:
-        args.size, args.scenes, args.repeat = "256x384", 3, 1
+        args.size, args.scenes, args.repeat, args.max_wait = "256x384", 3, 1, 0.0
         args.no_write = True
-    args.size = tuple(int(v) for v in args.size.lower().split("x"))
+    try:
+        args.size = parse_size(args.size)
+    except ValueError as exc:
+        parser.error(f"--size: {exc}")
     if args.repeat < 1:
         parser.error("--repeat must be >= 1")
     return args
@@ -408,11 +581,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
+    QUIET.budget = args.max_wait
     if args.child:
-        child_main(args.child, args.raw_dir, args.scratch, args.repeat)
+        child_main(args.child, args.raw_dir, args.warm_dir, args.scratch)
         return 0
 
     info = machine()
+    began = time.perf_counter()
     WORK.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix="convert-", dir=WORK))
     try:
@@ -424,24 +599,36 @@ def main(argv: list[str]) -> int:
         raw_dir = raw_root / "Sony"
         for path in raw_files(raw_dir):  # into the page cache before anything is timed
             path.read_bytes()
-        run_bare(raw_dir)  # warm-up: imports, allocator, first-touch of LibRaw
+        warm_dir = subset_dir(raw_dir, scratch, "warm", 1)
+        before = thread_count()
+        bare(warm_dir)
+        after = thread_count()
+        team = after - before + 1 if before is not None and after is not None else None
+        warm_up(warm_dir, scratch)
 
-        runs: dict[str, list[dict]] = {"bare": [], "stage1": [], "stage2": []}
+        kinds = ["bare", "stage1", "stage2"]
+        if not args.no_threads_check:
+            kinds += [f"{kind}_omp1" for kind in kinds]
+        runs: dict[str, list[dict]] = {kind: [] for kind in kinds}
         for rep in range(args.repeat):
-            print(f"run {rep + 1}/{args.repeat}")
+            print(f"round {rep + 1}/{args.repeat}: bare, 1 worker, 2 workers", end="")
             runs["bare"].append(run_bare(raw_dir))
             runs["stage1"].append(run_stage(raw_dir, 1, scratch))
             runs["stage2"].append(run_stage(raw_dir, 2, scratch))
+            if args.no_threads_check:
+                print()
+                continue
+            print(", the same with OMP_NUM_THREADS=1 in subprocesses")
+            for kind in ("bare", "stage1", "stage2"):
+                wait = max(0.0, QUIET.budget - QUIET.waited) / 3
+                run = run_child(kind, raw_dir, warm_dir, scratch, wait)
+                QUIET.waited += run.pop("waited")
+                runs[f"{kind}_omp1"].append(run)
         res = {name: best_of(r) for name, r in runs.items()}
-
-        if not args.no_threads_check:
-            print("OMP_NUM_THREADS=1 runs in a subprocess ...")
-            one = {"OMP_NUM_THREADS": "1"}
-            res["bare_omp1"] = run_child("bare", raw_dir, scratch, args.repeat, one)
-            res["stage1_omp1"] = run_child("stage1", raw_dir, scratch, args.repeat, one)
+        res["omp_team"] = team
         if not args.no_profile:
             print("profiling one 1-worker run ...")
-            res["profile"] = profile_stage(raw_dir, scratch)
+            res["profile"] = profile_stage(subset_dir(raw_dir, scratch, "profile", 4), scratch)
     finally:
         if args.keep:
             print(f"kept scratch data in {scratch}")
@@ -450,11 +637,12 @@ def main(argv: list[str]) -> int:
             if WORK.is_dir() and not any(WORK.iterdir()):
                 WORK.rmdir()
 
+    res["elapsed"], res["waited"] = time.perf_counter() - began, QUIET.waited
     text = render(args, info, res)
     print()
     print(text)
     if not args.no_write:
-        replace_section(args.output, text)
+        benchlib.replace_section(SECTION, text, args.output)
         print(f"wrote the '{SECTION}' section of {args.output}")
     return 0
 

@@ -259,7 +259,104 @@ def enhance(
         p = load_params(params)
         infer = override(p.infer, "infer", tile=tile, device=device)
         gain = parse_ratio(ratio)
-        show("enhance", stages.enhance(p.convert, infer, model, inputs, out_dir, gain))
+        summary = stages.enhance(p.convert, infer, p.mlflow, model, inputs, out_dir, gain)
+        show("enhance", summary)
+
+
+@app.command()
+def register(
+    models_dir: Annotated[Path, typer.Argument(metavar="MODELS", help="trained models folder")],
+    reports: Annotated[Path, typer.Argument(metavar="REPORTS", help="folder with metrics.json")],
+    name: Annotated[str | None, typer.Option(help="registered model name")] = None,
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Register the model in MLflow with lineage; champion if it passes the gate."""
+    with user_errors():
+        p = load_params(params)
+        cfg = override(p.register_, "register", model_name=name)
+        result = stages.register(cfg, p.infer, p.mlflow, models_dir, reports)
+        show("register", result)
+        out.print(
+            "load it: mlflow.pyfunc.load_model("
+            f"'models:/{result['name']}@{'champion' if result['gate_passed'] else 'challenger'}')"
+            ".predict(image)",
+            highlight=False,
+        )
+
+
+models_app = typer.Typer(help="The MLflow model registry: list, show, promote, roll back.")
+app.add_typer(models_app, name="models", no_args_is_help=True)
+NameOpt = Annotated[str | None, typer.Option("--name", help="registered model name")]
+
+
+@contextlib.contextmanager
+def registry_client(params: Path, name: str | None) -> Iterator[tuple]:
+    from lowlight import registry, tracking
+
+    with user_errors():
+        p = load_params(params)
+        uri = tracking.tracking_uri(p.mlflow)
+        with registry.registry_errors(uri):
+            yield registry.client(uri), name or p.register_.model_name
+
+
+@models_app.command("list")
+def models_list(name: NameOpt = None, params: ParamsOpt = Path("params.yaml")) -> None:
+    """Every version with its aliases, test metrics and lineage."""
+    from lowlight import registry
+
+    with registry_client(params, name) as (c, model_name):
+        versions = c.search_model_versions(f"name='{model_name}'")
+        rows = [registry.describe(v) for v in sorted(versions, key=lambda v: int(v.version))]
+        table = Table(title=f"{model_name}: {len(rows)} version(s)", title_justify="left")
+        for column in rows[0] if rows else ["version"]:
+            table.add_column(column)
+        for row in rows:
+            table.add_row(*map(str, row.values()))
+        out.print(table)
+
+
+@models_app.command("show")
+def models_show(
+    version: Annotated[str, typer.Argument(help="version number")],
+    name: NameOpt = None,
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """One version's tags, and the commands that check out its code and data."""
+    from lowlight import registry
+
+    with registry_client(params, name) as (c, model_name):
+        mv = c.get_model_version(model_name, version)
+        show(f"{model_name} version {version}", {**registry.describe(mv), **dict(mv.tags)})
+        for command in registry.checkout_commands(mv):
+            out.print(f"reproduce: {command}", highlight=False)
+
+
+@models_app.command("promote")
+def models_promote(
+    version: Annotated[str, typer.Argument(help="version number")],
+    alias: Annotated[str, typer.Option(help="alias to move")] = "champion",
+    name: NameOpt = None,
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Move an alias (default champion) to VERSION, recording who, when and the previous one."""
+    from lowlight import registry
+
+    with registry_client(params, name) as (c, model_name):
+        show("promote", registry.promote(c, model_name, version, alias))
+
+
+@models_app.command("rollback")
+def models_rollback(
+    alias: Annotated[str, typer.Option(help="alias to give back")] = "champion",
+    name: NameOpt = None,
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Give the champion back to the version that held it before."""
+    from lowlight import registry
+
+    with registry_client(params, name) as (c, model_name):
+        show("rollback", registry.rollback(c, model_name, alias))
 
 
 export_app = typer.Typer(help="Export the trained generator for deployment.", no_args_is_help=True)

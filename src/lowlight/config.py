@@ -26,7 +26,7 @@ DEFAULT_PARAMS = Path("params.yaml")
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
 def parse_size(value: Any) -> tuple[int, int]:
@@ -145,6 +145,13 @@ class EvaluateConfig(Section):
         return value
 
 
+class RegisterConfig(Section):
+    model_name: str = "lowlight"
+    min_delta: float = Field(0.0, description="dB a new champion must gain over the current one")
+    baseline: str = Field("amplify+bm3d", description="the classical method it must beat")
+    baseline_margin: float = Field(0.0, description="dB it must beat the baseline by")
+
+
 class MlflowConfig(Section):
     tracking_uri: str = Field(
         "sqlite:///mlruns/mlflow.db", description="MLFLOW_TRACKING_URI overrides it"
@@ -162,6 +169,8 @@ class Params(Section):
     train: TrainConfig = TrainConfig()
     infer: InferConfig = InferConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
+    # "register" is also ABCMeta.register on every pydantic model: keep the key, rename the field.
+    register_: RegisterConfig = Field(RegisterConfig(), alias="register")
     mlflow: MlflowConfig = MlflowConfig()
 
 

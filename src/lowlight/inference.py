@@ -79,16 +79,27 @@ def load_model(location: str | Path, device: str = "auto") -> tuple[TileFn, dict
     """A models folder, a ``.onnx`` file (or, with the registry, a ``models:/`` URI)."""
     text = str(location)
     if text.startswith("models:/"):
-        raise ModelLoadError(
-            f"{text}: registry URIs need `lowlight register` first; pass a models folder "
-            "or an .onnx file"
-        )
+        return load_registered(text)
     path = Path(text)
     if path.suffix == ".onnx":
         if not path.exists():
             raise ModelLoadError(f"{path}: ONNX file not found")
         return load_onnx(path)
     return load_torch(path, device)
+
+
+def load_registered(uri: str) -> tuple[TileFn, dict]:
+    """A registered pyfunc model (``models:/NAME@ALIAS`` or ``models:/NAME/VERSION``)."""
+    import mlflow
+
+    try:
+        model = mlflow.pyfunc.load_model(uri).unwrap_python_model()
+    except mlflow.exceptions.MlflowException as exc:
+        raise ModelLoadError(
+            f"{uri}: {str(exc).splitlines()[0][:200]} (use --model with a models folder, or "
+            "`lowlight models list` to see what is registered)"
+        ) from None
+    return model.tile_fn, model.config
 
 
 def to_unit(image: np.ndarray) -> np.ndarray:

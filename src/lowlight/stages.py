@@ -32,6 +32,7 @@ from lowlight.config import (
     ModelConfig,
     PairConfig,
     PatchConfig,
+    RegisterConfig,
     SynthConfig,
     TrainConfig,
 )
@@ -465,6 +466,7 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
 def enhance(
     convert_cfg: ConvertConfig,
     infer: InferConfig,
+    mlflow_cfg: MlflowConfig,
     model_location: str,
     inputs: list[str],
     out: Path,
@@ -480,6 +482,12 @@ def enhance(
     files = expand_inputs(inputs)
     if not files:
         raise DatasetError(f"no input files in {' '.join(inputs)}")
+    if model_location.startswith("models:/"):
+        import mlflow
+
+        from lowlight import tracking
+
+        mlflow.set_tracking_uri(tracking.tracking_uri(mlflow_cfg))
     model, _ = inference.load_model(model_location, infer.device)
     out = Path(out)
     done, failed = [], []
@@ -506,3 +514,72 @@ def enhance(
         raise DatasetError(f"no file could be enhanced; first error: {failed[0]}")
     return {"files": len(files), "enhanced": len(done), "failed": len(failed),
             "failed_files": failed, "out": str(out)}  # fmt: skip
+
+
+def register(
+    cfg: RegisterConfig,
+    infer: InferConfig,
+    mlflow_cfg: MlflowConfig,
+    models_dir: Path,
+    reports_dir: Path,
+) -> dict:
+    """Log the generator as a pyfunc model under its training run, register it with lineage,
+    make it ``challenger`` and, if it passes the gate, ``champion``."""
+    import tempfile
+
+    import mlflow
+
+    from lowlight import pyfunc, registry, tracking
+
+    models_dir, reports_dir = Path(models_dir), Path(reports_dir)
+    config = json.loads(_required(models_dir / "generator.json", "lowlight train").read_text())
+    metrics = json.loads(_required(reports_dir / "metrics.json", "lowlight evaluate").read_text())
+    run_id = config.get("mlflow_run_id") or ""
+    if not run_id:
+        raise registry.RegistryError(f"{models_dir}/generator.json names no MLflow training run")
+    uri = tracking.tracking_uri(mlflow_cfg)
+    mlflow.set_tracking_uri(uri)
+    c = registry.client(uri)
+    name = cfg.model_name
+    with registry.registry_errors(uri):
+        version = registry.find_version(c, name, run_id)
+        created = version is None
+        if created:
+            run = c.get_run(run_id)
+            tags = registry.lineage_tags(run, metrics, cfg.baseline, tracking.dvc_lock_hashes())
+            with mlflow.start_run(run_id=run_id), tempfile.TemporaryDirectory() as staging:
+                info = pyfunc.log_generator(models_dir, infer, Path(staging))
+            version = mlflow.register_model(info.model_uri, name, tags=tags)
+        c.set_registered_model_alias(name, registry.CHALLENGER, version.version)
+        champion = registry.alias_holder(c, name, registry.CHAMPION)
+        if champion is not None and champion.version == version.version:
+            gate = registry.Gate(True, "already the champion")
+        else:
+            champion_psnr = float(champion.tags[f"{registry.TAG}test_psnr"]) if champion else None
+            baseline = metrics.get(cfg.baseline, {}).get("overall", {}).get("psnr")
+            gate = registry.check_gate(
+                metrics["model"]["overall"]["psnr"], baseline, cfg.baseline, champion_psnr,
+                cfg.min_delta, cfg.baseline_margin,
+            )  # fmt: skip
+            if gate.passed:
+                registry.promote(c, name, version.version, registry.CHAMPION)
+        aliases = c.get_model_version(name, version.version).aliases
+    result = {
+        "name": name,
+        "version": version.version,
+        "created": created,
+        "aliases": sorted(aliases),
+        "gate_passed": gate.passed,
+        "gate_reason": gate.reason,
+        "model_uri": f"models:/{name}/{version.version}",
+        "training_run": run_id,
+    }
+    with storage.atomic_path(reports_dir / "registration.json") as tmp:
+        tmp.write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def _required(path: Path, command: str) -> Path:
+    if not path.exists():
+        raise DatasetError(f"{path}: not found; run `{command}` first")
+    return path

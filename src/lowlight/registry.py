@@ -1,0 +1,203 @@
+"""The MLflow model registry: register with lineage, the promotion gate, promote and roll back.
+
+Aliases are the registry's state: ``challenger`` is the newest registered version, ``champion``
+the one users load (``models:/lowlight@champion``). Every promotion records who, when and the
+previous holder in the version's tags, so ``rollback`` can give the alias back.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import json
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import mlflow
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+
+from lowlight.errors import LowlightError
+
+log = logging.getLogger(__name__)
+
+CHAMPION, CHALLENGER = "champion", "challenger"
+TAG = "lowlight."  # prefix of every tag this module writes
+
+
+class RegistryError(LowlightError):
+    """The registry cannot be reached or refuses the operation."""
+
+
+@contextmanager
+def registry_errors(uri: str) -> Iterator[None]:
+    """MLflow and connection failures -> one RegistryError naming the server."""
+    try:
+        yield
+    except MlflowException as exc:
+        message = str(exc).splitlines()[0][:300]
+        raise RegistryError(f"registry at {redact(uri)}: {message}") from None
+    except (OSError, ConnectionError) as exc:
+        raise RegistryError(f"registry at {redact(uri)} unreachable: {exc}") from None
+
+
+def redact(uri: str) -> str:
+    """A URI without credentials (user:password@host -> host)."""
+    if "@" in uri and "://" in uri:
+        scheme, rest = uri.split("://", 1)
+        return f"{scheme}://{rest.split('@', 1)[1]}"
+    return uri
+
+
+def client(uri: str) -> mlflow.MlflowClient:
+    # Fail fast when a server is down instead of MLflow's minutes of retries.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
+    return mlflow.MlflowClient(uri)
+
+
+def find_version(c: mlflow.MlflowClient, name: str, run_id: str) -> ModelVersion | None:
+    """The version registered from training run ``run_id``, if there is one."""
+    for version in c.search_model_versions(f"name='{name}'"):
+        if version.tags.get(f"{TAG}training_run_id") == run_id:
+            return version
+    return None
+
+
+def alias_holder(c: mlflow.MlflowClient, name: str, alias: str) -> ModelVersion | None:
+    try:
+        return c.get_model_version_by_alias(name, alias)
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            return None
+        raise
+
+
+@dataclass(frozen=True)
+class Gate:
+    passed: bool
+    reason: str
+
+
+def check_gate(
+    psnr: float,
+    baseline_psnr: float | None,
+    baseline: str,
+    champion_psnr: float | None,
+    min_delta: float,
+    baseline_margin: float,
+) -> Gate:
+    """Champion only if it beats the current champion by ``min_delta`` dB and the baseline."""
+    if baseline_psnr is None:
+        return Gate(False, f"no {baseline} result in the metrics to compare against")
+    if psnr < baseline_psnr + baseline_margin:
+        return Gate(
+            False,
+            f"test PSNR {psnr:.2f} dB does not beat {baseline} ({baseline_psnr:.2f} dB) "
+            f"by {baseline_margin:g} dB",
+        )
+    if champion_psnr is not None and psnr < champion_psnr + min_delta:
+        return Gate(
+            False,
+            f"test PSNR {psnr:.2f} dB does not beat the champion's {champion_psnr:.2f} dB "
+            f"by {min_delta:g} dB",
+        )
+    return Gate(True, f"test PSNR {psnr:.2f} dB beats {baseline} and the current champion")
+
+
+def now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def promote(c: mlflow.MlflowClient, name: str, version: str, alias: str = CHAMPION) -> dict:
+    """Move ``alias`` to ``version``, recording who, when and the previous holder.
+
+    The alias moves in one registry call, after the audit tags are written: a failure before
+    it leaves the aliases as they were (and the pending tags are removed).
+    """
+    c.get_model_version(name, version)  # fails clearly for an unknown version
+    previous = alias_holder(c, name, alias)
+    previous_version = previous.version if previous else ""
+    tags = {
+        f"{TAG}{alias}.promoted_by": os.environ.get("USER") or getpass.getuser(),
+        f"{TAG}{alias}.promoted_at": now(),
+        f"{TAG}{alias}.previous": previous_version,
+    }
+    for key, value in tags.items():
+        c.set_model_version_tag(name, version, key, value)
+    try:
+        c.set_registered_model_alias(name, alias, version)
+    except Exception:
+        for key in tags:
+            try:
+                c.delete_model_version_tag(name, version, key)
+            except Exception:  # best effort: the alias did not move, which is what matters
+                log.debug("could not remove pending tag %s", key)
+        raise
+    return {"name": name, "alias": alias, "version": version, "previous": previous_version}
+
+
+def rollback(c: mlflow.MlflowClient, name: str, alias: str = CHAMPION) -> dict:
+    """Give ``alias`` back to the version that held it before the current holder."""
+    current = alias_holder(c, name, alias)
+    if current is None:
+        raise RegistryError(f"model '{name}' has no '{alias}' to roll back")
+    previous = current.tags.get(f"{TAG}{alias}.previous", "")
+    if not previous:
+        raise RegistryError(
+            f"'{name}' version {current.version} holds '{alias}' with no previous holder recorded"
+        )
+    result = promote(c, name, previous, alias)
+    c.set_model_version_tag(name, current.version, f"{TAG}{alias}.rolled_back_at", now())
+    return {**result, "rolled_back_from": current.version}
+
+
+def describe(version: ModelVersion) -> dict:
+    """A version's aliases, key metrics and lineage, for ``lowlight models``."""
+    tags = version.tags
+    return {
+        "version": version.version,
+        "aliases": ", ".join(getattr(version, "aliases", []) or []),
+        "test_psnr": tags.get(f"{TAG}test_psnr", ""),
+        "test_ssim": tags.get(f"{TAG}test_ssim", ""),
+        "git_commit": tags.get(f"{TAG}git_commit", "")[:12],
+        "training_run": tags.get(f"{TAG}training_run_id", ""),
+        "created": dt.datetime.fromtimestamp(version.creation_timestamp / 1000, dt.UTC).isoformat(
+            timespec="seconds"
+        ),
+    }
+
+
+def checkout_commands(version: ModelVersion) -> list[str]:
+    """Shell commands that restore the code and data this version was trained on."""
+    commit = version.tags.get(f"{TAG}git_commit", "").removesuffix("-dirty")
+    if not commit:
+        return []
+    return [f"git checkout {commit} && dvc checkout"]
+
+
+def lineage_tags(
+    run: mlflow.entities.Run, metrics: dict, baseline: str, dvc_hashes: dict
+) -> dict[str, str]:
+    """Tags that tie a version to its code, data, training run, params and test metrics."""
+    model = metrics["model"]["overall"]
+    params = {k: v for k, v in run.data.params.items() if k.startswith(("model.", "train."))}
+    tags = {
+        f"{TAG}training_run_id": run.info.run_id,
+        f"{TAG}git_commit": run.data.tags.get("git_commit", ""),
+        f"{TAG}test_psnr": f"{model['psnr']:.4f}",
+        f"{TAG}test_ssim": f"{model['ssim']:.4f}",
+        f"{TAG}params": json.dumps(params, sort_keys=True)[:4900],
+        f"{TAG}data.pairs_sha256": run.data.tags.get("data.pairs_sha256", ""),
+    }
+    if baseline in metrics:
+        key = f"{TAG}test_psnr.{baseline.replace('+', '_')}"  # '+' is not allowed in tag keys
+        tags[key] = f"{metrics[baseline]['overall']['psnr']:.4f}"
+    for bucket, values in metrics["model"].items():
+        if bucket.startswith("ratio_"):
+            tags[f"{TAG}test_psnr.{bucket}"] = f"{values['psnr']:.4f}"
+    tags.update({f"{TAG}{k}": v for k, v in dvc_hashes.items()})
+    return tags
