@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
@@ -27,8 +28,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console(stderr=True)
-out = Console()
+# Wide enough for registry tables and paths when output is a file or pipe (DVC, CI logs).
+console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+out = Console(width=None if sys.stdout.isatty() else 160)
 
 ParamsOpt = Annotated[
     Path, typer.Option("--params", help="params.yaml to read (built-in defaults if absent)")
@@ -307,7 +309,11 @@ def models_list(name: NameOpt = None, params: ParamsOpt = Path("params.yaml")) -
 
     with registry_client(params, name) as (c, model_name):
         versions = c.search_model_versions(f"name='{model_name}'")
-        rows = [registry.describe(v) for v in sorted(versions, key=lambda v: int(v.version))]
+        holders = registry.aliases_by_version(c, model_name) if versions else {}
+        rows = [
+            registry.describe(v, holders.get(str(v.version), []))
+            for v in sorted(versions, key=lambda v: int(v.version))
+        ]
         table = Table(title=f"{model_name}: {len(rows)} version(s)", title_justify="left")
         for column in rows[0] if rows else ["version"]:
             table.add_column(column)
@@ -327,7 +333,8 @@ def models_show(
 
     with registry_client(params, name) as (c, model_name):
         mv = c.get_model_version(model_name, version)
-        show(f"{model_name} version {version}", {**registry.describe(mv), **dict(mv.tags)})
+        aliases = registry.aliases_by_version(c, model_name).get(str(mv.version), [])
+        show(f"{model_name} version {version}", {**registry.describe(mv, aliases), **mv.tags})
         for command in registry.checkout_commands(mv):
             out.print(f"reproduce: {command}", highlight=False)
 

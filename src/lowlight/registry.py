@@ -120,7 +120,7 @@ def promote(c: mlflow.MlflowClient, name: str, version: str, alias: str = CHAMPI
     """
     c.get_model_version(name, version)  # fails clearly for an unknown version
     previous = alias_holder(c, name, alias)
-    previous_version = previous.version if previous else ""
+    previous_version = str(previous.version) if previous else ""
     tags = {
         f"{TAG}{alias}.promoted_by": os.environ.get("USER") or getpass.getuser(),
         f"{TAG}{alias}.promoted_at": now(),
@@ -137,7 +137,7 @@ def promote(c: mlflow.MlflowClient, name: str, version: str, alias: str = CHAMPI
             except Exception:  # best effort: the alias did not move, which is what matters
                 log.debug("could not remove pending tag %s", key)
         raise
-    return {"name": name, "alias": alias, "version": version, "previous": previous_version}
+    return {"name": name, "alias": alias, "version": str(version), "previous": previous_version}
 
 
 def rollback(c: mlflow.MlflowClient, name: str, alias: str = CHAMPION) -> dict:
@@ -152,15 +152,23 @@ def rollback(c: mlflow.MlflowClient, name: str, alias: str = CHAMPION) -> dict:
         )
     result = promote(c, name, previous, alias)
     c.set_model_version_tag(name, current.version, f"{TAG}{alias}.rolled_back_at", now())
-    return {**result, "rolled_back_from": current.version}
+    return {**result, "rolled_back_from": str(current.version)}
 
 
-def describe(version: ModelVersion) -> dict:
+def aliases_by_version(c: mlflow.MlflowClient, name: str) -> dict[str, list[str]]:
+    """{version: [aliases]} from the registered model (version searches omit aliases)."""
+    holders: dict[str, list[str]] = {}
+    for alias, version in (c.get_registered_model(name).aliases or {}).items():
+        holders.setdefault(str(version), []).append(alias)
+    return holders
+
+
+def describe(version: ModelVersion, aliases: list[str]) -> dict:
     """A version's aliases, key metrics and lineage, for ``lowlight models``."""
     tags = version.tags
     return {
-        "version": version.version,
-        "aliases": ", ".join(getattr(version, "aliases", []) or []),
+        "version": str(version.version),
+        "aliases": ", ".join(sorted(aliases)),
         "test_psnr": tags.get(f"{TAG}test_psnr", ""),
         "test_ssim": tags.get(f"{TAG}test_ssim", ""),
         "git_commit": tags.get(f"{TAG}git_commit", "")[:12],

@@ -552,7 +552,7 @@ def register(
             version = mlflow.register_model(info.model_uri, name, tags=tags)
         c.set_registered_model_alias(name, registry.CHALLENGER, version.version)
         champion = registry.alias_holder(c, name, registry.CHAMPION)
-        if champion is not None and champion.version == version.version:
+        if champion is not None and str(champion.version) == str(version.version):
             gate = registry.Gate(True, "already the champion")
         else:
             champion_psnr = float(champion.tags[f"{registry.TAG}test_psnr"]) if champion else None
@@ -566,7 +566,7 @@ def register(
         aliases = c.get_model_version(name, version.version).aliases
     result = {
         "name": name,
-        "version": version.version,
+        "version": str(version.version),
         "created": created,
         "aliases": sorted(aliases),
         "gate_passed": gate.passed,
