@@ -482,13 +482,10 @@ def enhance(
     files = expand_inputs(inputs)
     if not files:
         raise DatasetError(f"no input files in {' '.join(inputs)}")
-    if model_location.startswith("models:/"):
-        import mlflow
+    from lowlight import tracking
 
-        from lowlight import tracking
-
-        mlflow.set_tracking_uri(tracking.tracking_uri(mlflow_cfg))
-    model, _ = inference.load_model(model_location, infer.device)
+    with tracking.using(tracking.tracking_uri(mlflow_cfg)):
+        model, _ = inference.load_model(model_location, infer.device)
     out = Path(out)
     done, failed = [], []
     for path in tqdm(files, desc="enhance", unit="file"):
@@ -538,10 +535,9 @@ def register(
     if not run_id:
         raise registry.RegistryError(f"{models_dir}/generator.json names no MLflow training run")
     uri = tracking.tracking_uri(mlflow_cfg)
-    mlflow.set_tracking_uri(uri)
     c = registry.client(uri)
     name = cfg.model_name
-    with registry.registry_errors(uri):
+    with registry.registry_errors(uri), tracking.using(uri):
         version = registry.find_version(c, name, run_id)
         created = version is None
         if created:

@@ -77,11 +77,31 @@ def dvc_lock_hashes(lock: Path = Path("dvc.lock")) -> dict[str, str]:
 
 
 @contextlib.contextmanager
+def using(uri: str) -> Iterator[None]:
+    """Point MLflow's fluent API at ``uri`` for the block only.
+
+    ``mlflow.set_tracking_uri`` also writes ``MLFLOW_TRACKING_URI`` into the environment, which
+    would then override params for the rest of the process: the variable is restored after.
+    """
+    saved = os.environ.get("MLFLOW_TRACKING_URI")
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = saved
+
+
+@contextlib.contextmanager
 def run(cfg: MlflowConfig, run_id: str | None = None, name: str | None = None) -> Iterator[str]:
     """Start (or resume, given ``run_id``) a run; yields its id. Ends it FINISHED on success."""
     uri = tracking_uri(cfg)
-    mlflow.set_tracking_uri(uri)
     client = mlflow.MlflowClient(uri)
     exp = experiment_id(client, uri, cfg.experiment)
-    with mlflow.start_run(run_id=run_id, experiment_id=None if run_id else exp, run_name=name) as r:
+    with (
+        using(uri),
+        mlflow.start_run(run_id=run_id, experiment_id=None if run_id else exp, run_name=name) as r,
+    ):
         yield r.info.run_id
