@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import platform
+import resource
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -86,3 +88,58 @@ def replace_section(heading: str, text: str, path: Path = BENCHMARKS) -> None:
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+# --- measuring on a shared machine ---------------------------------------------------------
+
+
+def cpu_seconds() -> float:
+    """User + system CPU time of this process and its reaped children."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def system_busy() -> float:
+    """CPU seconds all processes of the machine have used since boot (0 without /proc)."""
+    try:
+        ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    except (OSError, ValueError):
+        return 0.0
+    user, nice, system, _idle, _iowait, irq, softirq, steal = ticks + [0] * (8 - len(ticks))
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+class Quiet:
+    """Before each timed run, wait (within a total budget) until other processes are idle.
+
+    The machine may be shared; a run measured while something else is busy is slower and
+    would distort the ratios. What others used during each run is recorded either way.
+    """
+
+    def __init__(self, budget: float, threshold: float = 0.3, sample: float = 0.5) -> None:
+        self.budget, self.threshold, self.sample, self.waited = budget, threshold, sample, 0.0
+
+    def wait(self, most: float = 10.0) -> None:
+        """Wait until others use under ``threshold`` cores, ``most`` seconds at most."""
+        stop = min(self.budget, self.waited + most)
+        while self.waited < stop:
+            before = system_busy()
+            time.sleep(self.sample)
+            if (system_busy() - before) / self.sample < self.threshold:
+                return
+            self.waited += self.sample
+
+
+QUIET = Quiet(0.0)
+
+
+def timed(fn, *args) -> dict:
+    """Run ``fn(*args)`` (returning a dict); add wall, CPU and other processes' load in cores."""
+    QUIET.wait()
+    busy, cpu, start = system_busy(), cpu_seconds(), time.perf_counter()
+    result = fn(*args)
+    wall = time.perf_counter() - start
+    cpu = cpu_seconds() - cpu
+    others = max(0.0, system_busy() - busy - cpu) / wall
+    return {**result, "wall": wall, "cpu": cpu, "others": others}

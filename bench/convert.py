@@ -30,7 +30,6 @@ import json
 import os
 import platform
 import pstats
-import resource
 import shutil
 import subprocess
 import sys
@@ -65,58 +64,6 @@ POSTPROCESS = dict(
 # --------------------------------------------------------------------------- measuring
 
 
-def cpu_seconds() -> float:
-    """User + system CPU time of this process and its reaped children (pool workers)."""
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
-
-
-def system_busy() -> float:
-    """CPU seconds all processes of the machine have used since boot (0 without /proc)."""
-    try:
-        ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
-    except (OSError, ValueError):
-        return 0.0
-    user, nice, system, _idle, _iowait, irq, softirq, steal = ticks + [0] * (8 - len(ticks))
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-
-
-class Quiet:
-    """Before each timed run, wait (within a total budget) until other processes are idle.
-
-    The machine may be shared; a run measured while something else is busy is slower and
-    would distort the ratios. What others used during each run is recorded either way.
-    """
-
-    def __init__(self, budget: float, threshold: float = 0.3, sample: float = 0.5) -> None:
-        self.budget, self.threshold, self.sample, self.waited = budget, threshold, sample, 0.0
-
-    def wait(self, most: float = 10.0) -> None:
-        """Wait until others use under ``threshold`` cores, ``most`` seconds at most."""
-        stop = min(self.budget, self.waited + most)
-        while self.waited < stop:
-            before = system_busy()
-            time.sleep(self.sample)
-            if (system_busy() - before) / self.sample < self.threshold:
-                return
-            self.waited += self.sample
-
-
-QUIET = Quiet(0.0)
-
-
-def timed(fn, *args) -> dict:
-    """Run ``fn(*args)`` (returning mp and files); add wall, CPU and others' load in cores."""
-    QUIET.wait()
-    busy, cpu, start = system_busy(), cpu_seconds(), time.perf_counter()
-    result = fn(*args)
-    wall = time.perf_counter() - start
-    cpu = cpu_seconds() - cpu
-    others = max(0.0, system_busy() - busy - cpu) / wall
-    return {**result, "wall": wall, "cpu": cpu, "others": others}
-
-
 def raw_files(raw_dir: Path) -> list[Path]:
     return sorted(raw_dir.rglob("*.dng"))
 
@@ -141,14 +88,14 @@ def stage(raw_dir: Path, out: Path, workers: int) -> dict:
 
 
 def run_bare(raw_dir: Path) -> dict:
-    return timed(bare, raw_dir)
+    return benchlib.timed(bare, raw_dir)
 
 
 def run_stage(raw_dir: Path, workers: int, scratch: Path) -> dict:
     """One timed ``stages.convert`` run into a fresh output folder (removed afterwards)."""
     out = Path(tempfile.mkdtemp(prefix=f"out-w{workers}-", dir=scratch))
     try:
-        return timed(stage, raw_dir, out, workers)
+        return benchlib.timed(stage, raw_dir, out, workers)
     finally:
         shutil.rmtree(out, ignore_errors=True)
 
@@ -174,7 +121,7 @@ def run_child(kind: str, raw_dir: Path, warm_dir: Path, scratch: Path, wait: flo
 def child_main(kind: str, raw_dir: Path, warm_dir: Path, scratch: Path) -> None:
     warm_up(warm_dir, scratch)
     run = run_bare(raw_dir) if kind == "bare" else run_stage(raw_dir, int(kind[-1]), scratch)
-    print(json.dumps({**run, "waited": QUIET.waited}))
+    print(json.dumps({**run, "waited": benchlib.QUIET.waited}))
 
 
 def subset_dir(raw_dir: Path, scratch: Path, name: str, scenes: int) -> Path:
@@ -238,14 +185,14 @@ def profile_stage(raw_dir: Path, scratch: Path) -> dict:
     cfg = override(Params().convert, "convert", workers=1)
     out = Path(tempfile.mkdtemp(prefix="out-profile-", dir=scratch))
     profiler = cProfile.Profile()
-    QUIET.wait()
+    benchlib.QUIET.wait()
     try:
-        busy, cpu, start = system_busy(), cpu_seconds(), time.perf_counter()
+        busy, cpu, start = benchlib.system_busy(), benchlib.cpu_seconds(), time.perf_counter()
         profiler.enable()
         summary = stages.convert(cfg, raw_dir, out)
         profiler.disable()
         wall = time.perf_counter() - start
-        others = max(0.0, system_busy() - busy - (cpu_seconds() - cpu)) / wall
+        others = max(0.0, benchlib.system_busy() - busy - (benchlib.cpu_seconds() - cpu)) / wall
     finally:
         shutil.rmtree(out, ignore_errors=True)
     stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
@@ -581,7 +528,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
-    QUIET.budget = args.max_wait
+    benchlib.QUIET.budget = args.max_wait
     if args.child:
         child_main(args.child, args.raw_dir, args.warm_dir, args.scratch)
         return 0
@@ -620,9 +567,9 @@ def main(argv: list[str]) -> int:
                 continue
             print(", the same with OMP_NUM_THREADS=1 in subprocesses")
             for kind in ("bare", "stage1", "stage2"):
-                wait = max(0.0, QUIET.budget - QUIET.waited) / 3
+                wait = max(0.0, benchlib.QUIET.budget - benchlib.QUIET.waited) / 3
                 run = run_child(kind, raw_dir, warm_dir, scratch, wait)
-                QUIET.waited += run.pop("waited")
+                benchlib.QUIET.waited += run.pop("waited")
                 runs[f"{kind}_omp1"].append(run)
         res = {name: best_of(r) for name, r in runs.items()}
         res["omp_team"] = team
@@ -637,7 +584,7 @@ def main(argv: list[str]) -> int:
             if WORK.is_dir() and not any(WORK.iterdir()):
                 WORK.rmdir()
 
-    res["elapsed"], res["waited"] = time.perf_counter() - began, QUIET.waited
+    res["elapsed"], res["waited"] = time.perf_counter() - began, benchlib.QUIET.waited
     text = render(args, info, res)
     print()
     print(text)

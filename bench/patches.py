@@ -30,7 +30,6 @@ import resource
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -38,6 +37,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+import benchlib  # bench/benchlib.py, beside this script
 from lowlight import patches
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,56 +55,6 @@ MB = 1e6
 
 
 # --------------------------------------------------------------------------- machine load
-
-
-def cpu_seconds() -> float:
-    """User + system CPU time of this process and its reaped children."""
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
-
-
-def system_busy() -> float:
-    """CPU seconds all processes of the machine have used since boot (0 without /proc)."""
-    try:
-        ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
-    except (OSError, ValueError):
-        return 0.0
-    user, nice, system, _idle, _iowait, irq, softirq, steal = ticks + [0] * (8 - len(ticks))
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-
-
-class Quiet:
-    """Before each timed run, wait (within a total budget) until other processes are idle.
-
-    The machine may be shared (other benchmarks); a run measured while something else is busy is
-    slower. What other processes used during each run is recorded either way ("others").
-    """
-
-    def __init__(self, budget: float, threshold: float = 0.3, sample: float = 0.5) -> None:
-        self.budget, self.threshold, self.sample, self.waited = budget, threshold, sample, 0.0
-
-    def wait(self) -> None:
-        while self.waited < self.budget:
-            before = system_busy()
-            time.sleep(self.sample)
-            if (system_busy() - before) / self.sample < self.threshold:
-                return
-            self.waited += self.sample
-
-
-QUIET = Quiet(0.0)
-
-
-def timed(fn, *args) -> dict:
-    """Run ``fn(*args)`` (returning a dict); add wall, CPU and other processes' load in cores."""
-    QUIET.wait()
-    busy, cpu, start = system_busy(), cpu_seconds(), time.perf_counter()
-    result = fn(*args)
-    wall = time.perf_counter() - start
-    cpu = cpu_seconds() - cpu
-    others = max(0.0, system_busy() - busy - cpu) / wall
-    return {**result, "wall": wall, "cpu": cpu, "others": others}
 
 
 # --------------------------------------------------------------------------- 1. writing
@@ -255,7 +205,7 @@ def bench_write(args: argparse.Namespace, scratch: Path) -> dict:
         print(f"write run {rep + 1}/{args.repeat}")
         for name, fn in writers.items():
             folder = scratch / f"write-{name}-{rep}"
-            r = timed(fn, folder, spec, items)
+            r = benchlib.timed(fn, folder, spec, items)
             if r["rows"] != count:
                 raise SystemExit(f"{name} wrote {r['rows']} rows, expected {count}")
             out_bytes[name] = folder_bytes(folder)
@@ -275,21 +225,6 @@ def bench_write(args: argparse.Namespace, scratch: Path) -> dict:
 
 
 # --------------------------------------------------------------------------- 2. peak RSS
-
-
-def make_pairs(scenes: int, size: str, root: Path) -> Path:
-    """synth -> convert -> pair for ``scenes`` scenes of one short frame each; the pairs file."""
-    from lowlight import stages
-    from lowlight.config import Params, override
-
-    p = Params()
-    raw_dir, conv_dir, pairs_path = root / "raw", root / "converted", root / "pairs.parquet"
-    stages.synth(override(p.synth, "synth", scenes=scenes, size=size, frames=1), raw_dir, seed=0)
-    workers = max(1, min(2, os.cpu_count() or 1))
-    stages.convert(override(p.convert, "convert", workers=workers), raw_dir / "Sony", conv_dir)
-    stages.pair(p.pair, conv_dir, pairs_path)
-    shutil.rmtree(raw_dir)  # the DNGs are not needed any more
-    return pairs_path
 
 
 def vm_hwm_kb() -> int:
@@ -323,7 +258,7 @@ def rss_child(pairs_path: Path, out: Path) -> None:
 def run_rss_child(pairs_path: Path, out: Path) -> dict:
     cmd = [sys.executable, __file__, "--rss-child", "--pairs-path", str(pairs_path)]
     cmd += ["--out", str(out)]
-    QUIET.wait()
+    benchlib.QUIET.wait()
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode:
         sys.stderr.write(done.stderr)
@@ -337,7 +272,7 @@ def bench_rss(args: argparse.Namespace, scratch: Path) -> dict:
     for label, scenes in (("1x", args.scenes), ("4x", 4 * args.scenes)):
         root = scratch / f"stage-{label}"
         print(f"{label}: synth + convert + pair of {scenes} scenes of {size} ...")
-        pairs_path = make_pairs(scenes, size, root)
+        pairs_path = benchlib.make_pairs(scenes, size, root)
         print(f"{label}: patch stage in a subprocess ...")
         res[label] = run_rss_child(pairs_path, root / "patches")
         res[label]["scenes"] = scenes
@@ -380,8 +315,8 @@ def loader_rate(folder: Path | None, workers: int, count: int = 0) -> dict:
 
     dataset = PatchStream(folder, seed=0) if folder is not None else ready_tensors(count)
     loader = DataLoader(dataset, batch_size=BATCH, num_workers=workers)
-    QUIET.wait()
-    busy, cpu, start = system_busy(), cpu_seconds(), time.perf_counter()
+    benchlib.QUIET.wait()
+    busy, cpu, start = benchlib.system_busy(), benchlib.cpu_seconds(), time.perf_counter()
     first, first_n, count = None, 0, 0
     for dark, bright in loader:
         count += dark.shape[0]
@@ -390,8 +325,8 @@ def loader_rate(folder: Path | None, workers: int, count: int = 0) -> dict:
         if dark.dtype != torch.float32 or dark.shape != bright.shape:
             raise SystemExit(f"unexpected batch: {dark.dtype} {tuple(dark.shape)}")
     wall = time.perf_counter() - start
-    cpu = cpu_seconds() - cpu  # includes the workers: they are reaped when the epoch ends
-    others = max(0.0, system_busy() - busy - cpu) / wall
+    cpu = benchlib.cpu_seconds() - cpu  # includes the workers: they are reaped when the epoch ends
+    others = max(0.0, benchlib.system_busy() - busy - cpu) / wall
     if count != len(dataset):
         raise SystemExit(f"an epoch yielded {count} patches, the dataset holds {len(dataset)}")
     steady = (count - first_n) / (wall - (first - start)) if count > first_n else float("nan")
@@ -428,7 +363,7 @@ def train_step_rate(batch_size: int, seconds: float = 10.0) -> float | None:
         shape = (batch_size, 3, SIZE, SIZE)
         dark, bright = torch.rand(shape, generator=gen), torch.rand(shape, generator=gen)
         train.train_step(trainer, dark, bright)  # warm-up: allocator, kernels
-        QUIET.wait()
+        benchlib.QUIET.wait()
         steps, start = 0, time.perf_counter()
         while steps < 3 or time.perf_counter() - start < seconds:
             train.train_step(trainer, dark, bright)
@@ -698,29 +633,6 @@ def render_loader(r: dict) -> list[str]:
     return lines
 
 
-def replace_section(path: Path, text: str) -> None:
-    """Replace (or append) the ``## patches`` section of ``path``, atomically; keep the rest."""
-    old = path.read_text() if path.exists() else "# Benchmarks\n\nWritten by `bench/*.py`.\n"
-    lines = old.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.rstrip() == SECTION), None)
-    if start is None:
-        new = "".join(lines).rstrip("\n") + f"\n\n{text}"
-    else:
-        end = next(
-            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
-        )
-        tail = "".join(lines[end:])
-        new = "".join(lines[:start]) + text + ("\n" + tail if tail else "")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(new)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-
-
 # --------------------------------------------------------------------------- main
 
 
@@ -772,7 +684,7 @@ def main(argv: list[str]) -> int:
     if args.rss_child:
         rss_child(args.pairs_path, args.out)
         return 0
-    QUIET.budget = args.max_wait
+    benchlib.QUIET.budget = args.max_wait
     started = time.perf_counter()
     info = machine()
     if WORK.exists():
@@ -793,11 +705,11 @@ def main(argv: list[str]) -> int:
     print()
     print(text)
     print(
-        f"(benchmark took {time.perf_counter() - started:.0f} s, waited {QUIET.waited:.0f} s "
-        "for other processes)"
+        f"(benchmark took {time.perf_counter() - started:.0f} s, "
+        f"waited {benchlib.QUIET.waited:.0f} s for other processes)"
     )
     if not args.no_write:
-        replace_section(args.output, text)
+        benchlib.replace_section(SECTION, text, args.output)
         print(f"updated the {SECTION} section of {args.output}")
     return 0
 
