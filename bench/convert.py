@@ -157,7 +157,7 @@ def warm_up(warm_dir: Path, scratch: Path) -> None:
 LIBRAW = "LibRaw: imread + unpack + postprocess (self time of raw.decode)"
 PARTS = {
     "sha256 of the RAW file": ("conversion.py", "sha256_file"),
-    "per-pixel black map (raw._black_map)": ("raw.py", "_black_map"),
+    "per-pixel black map (raw._black_levels)": ("raw.py", "_black_levels"),
     "amplification (raw.amplify_mosaic)": ("raw.py", "amplify_mosaic"),
     "EXIF read (exifread)": ("raw.py", "_camera_name"),
     "JPEG encode (cv2.imencode)": ("~", "imencode"),

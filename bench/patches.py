@@ -413,45 +413,12 @@ def bench_loader(args: argparse.Namespace, folder: Path) -> dict:
 
 
 def machine() -> dict:
-    import torch
-
-    model = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count()
-    try:
-        rev = subprocess.run(
-            ["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        rev = "unknown"
-    try:
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    except (ValueError, OSError):
-        total = float("nan")
+    """benchlib's description plus what this benchmark depends on."""
     return {
-        "cpu": model,
-        "cores": os.cpu_count(),
-        "usable": usable,
-        "memory_gib": total,
-        "python": platform.python_version(),
+        **benchlib.machine(),
+        "usable": len(os.sched_getaffinity(0)),
         "pyarrow": pa.__version__,
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "numpy": np.__version__,
         "os": f"{platform.system()} {platform.release()}",
-        "rev": rev,
     }
 
 
