@@ -25,6 +25,9 @@ install: $(STAMP)
 
 demo: install
 	dvc repro
+	@# a photographer's view: the test scenes' RAW files through `lowlight enhance`
+	@if ls data/synthetic/Sony/short/1*.dng >/dev/null 2>&1; then \
+	  lowlight enhance "data/synthetic/Sony/short/1*.dng" --model models --out reports/enhanced; fi
 	@echo
 	@echo "Outputs:"
 	@echo "  RAW (synthetic SID layout): data/synthetic/Sony/{short,long}/*.dng"
@@ -34,6 +37,7 @@ demo: install
 	@echo "  models:                     models/generator.pt (+ generator.json), models/discriminator.pt"
 	@echo "  training:                   reports/train_history.csv, reports/train_curves.png, reports/samples/"
 	@echo "  evaluation report:          reports/report.md  (metrics: reports/metrics.json, grids: reports/grids/)"
+	@echo "  enhanced test RAWs:         reports/enhanced/*_enhanced.png  (lowlight enhance)"
 	@echo "  registry:                   reports/registration.json; lowlight models list"
 	@$(BIN)/python -c "import json; r = json.load(open('reports/registration.json')); print(f\"  -> {r['name']} version {r['version']} {r['aliases']}: {r['gate_reason']}\"); print(f\"  load it: mlflow.pyfunc.load_model('models:/{r['name']}@{r['aliases'][0]}').predict(image)\")"
 	@echo "  MLflow runs:                sqlite:///mlruns/mlflow.db  (browse: .venv/bin/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db)"

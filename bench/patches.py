@@ -571,10 +571,10 @@ def render_loader(r: dict) -> list[str]:
     if r["train_rate"]:
         ratio = loader / r["train_rate"]
         train = f"{r['train_rate']:,.1f} patches/s"
-        verdict = f"{ratio:,.0f}x | >= 1x (loader keeps up) | {yes_no(ratio >= 1.0)}"
+        verdict = f"{ratio:,.0f}x | >= 5x (training never waits) | {yes_no(ratio >= 5.0)}"
     else:
         train = "pending train step"
-        verdict = "pending train step | >= 1x (loader keeps up) | pending"
+        verdict = "pending train step | >= 5x (training never waits) | pending"
         if r["train_state"] != "absent":
             train += f" (`lowlight.train` {r['train_state'].split(':', 1)[0]})"
     lines += [

@@ -45,6 +45,12 @@ def parse_size(value: Any) -> tuple[int, int]:
 S = TypeVar("S", bound=Section)
 
 
+class DataConfig(Section):
+    """Where the RAW data is: the synthetic set by default, or a downloaded SID Sony folder."""
+
+    raw_dir: str = "data/synthetic/Sony"
+
+
 class SynthConfig(Section):
     scenes: int = Field(12, ge=3, description="scenes in all; every split gets at least one")
     size: tuple[int, int] = Field((256, 384), description="height x width of each frame")
@@ -161,6 +167,7 @@ class MlflowConfig(Section):
 
 class Params(Section):
     seed: int = 0
+    data: DataConfig = DataConfig()
     synth: SynthConfig = SynthConfig()
     convert: ConvertConfig = ConvertConfig()
     pair: PairConfig = PairConfig()
