@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import logging
 from collections import defaultdict
+from pathlib import Path
 
 import cv2
 import numpy as np
 
-from lowlight import metrics
+from lowlight import metrics, storage
+from lowlight.config import EvaluateConfig, MlflowConfig
 from lowlight.synth import srgb_to_linear
+
+log = logging.getLogger(__name__)
 
 # SID's evaluation reports ratios x100, x250 and x300 separately.
 RATIO_BUCKETS = (100, 250, 300)
@@ -117,3 +123,58 @@ def report_markdown(summary: dict, grids: list[tuple[str, str]], note: str) -> s
 
 def megapixels(image: np.ndarray) -> float:
     return image.shape[0] * image.shape[1] / 1e6
+
+
+def write_evaluation(
+    out: Path, summary: dict, scores: list[dict], grids: list, config: dict, cfg: EvaluateConfig
+) -> None:
+    """metrics.json (DVC metrics), per_image.csv, psnr_by_ratio.csv (DVC plot), report.md."""
+    import csv
+
+    with storage.atomic_path(out / "metrics.json") as tmp:
+        tmp.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    with storage.atomic_path(out / "per_image.csv") as tmp, open(tmp, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, list(scores[0]))
+        writer.writeheader()
+        writer.writerows(scores)
+    methods = list(summary)
+    with storage.atomic_path(out / "psnr_by_ratio.csv") as tmp, open(tmp, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["ratio", *methods])
+        for bucket in RATIO_BUCKETS:
+            key = f"ratio_{bucket}"
+            if all(key in summary[m] for m in methods):
+                writer.writerow([bucket, *(summary[m][key]["psnr"] for m in methods)])
+    crop = f"the central {cfg.crop[0]}x{cfg.crop[1]} pixels" if cfg.crop else "whole images"
+    note = (
+        f"Every method is scored on the same pixels ({crop}) against the long exposure; PSNR and "
+        "SSIM from scikit-image with data range 1. Excluded scenes (misaligned in SID): "
+        f"{', '.join(cfg.exclude_scenes) or 'none'}. Model: {config.get('architecture')} "
+        f"depth {config.get('depth')} width {config.get('width')}."
+    )
+    with storage.atomic_path(out / "report.md") as tmp:
+        tmp.write_text(report_markdown(summary, grids, note) + "\n")
+
+
+def log_evaluation(mlflow_cfg: MlflowConfig, run_id: str, summary: dict, out: Path) -> None:
+    """Add the test metrics and the report to the training run, when it can be found."""
+    import mlflow
+
+    from lowlight import tracking
+
+    if not run_id:
+        log.warning("generator.json names no MLflow run: evaluation not logged to MLflow")
+        return
+    try:
+        with tracking.run(mlflow_cfg, run_id=run_id):
+            flat = {
+                f"test_{bucket}_{name}_{method}".replace("+", "_"): value
+                for method, buckets in summary.items()
+                for bucket, values in buckets.items()
+                for name, value in values.items()
+                if name in ("psnr", "ssim", "ms_per_mp")
+            }
+            mlflow.log_metrics(flat)
+            mlflow.log_artifacts(str(out), "evaluation")
+    except mlflow.exceptions.MlflowException as exc:
+        log.warning("could not log the evaluation to MLflow run %s: %s", run_id, exc)

@@ -117,3 +117,27 @@ def enhance(
 ) -> np.ndarray:
     """Enhance a whole HxWx3 image in float [0, 1] (clamped), tile by tile."""
     return np.clip(blend_tiles(image, model, tile, overlap, batch), 0.0, 1.0)
+
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
+
+
+def expand_inputs(inputs: list[str]) -> list[Path]:
+    """Files, folders (their RAW and image files, recursively) and globs -> sorted files."""
+    import glob
+
+    from lowlight.raw import RAW_SUFFIXES
+
+    wanted = set(RAW_SUFFIXES) | set(IMAGE_SUFFIXES)
+    found: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found += sorted(
+                p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in wanted
+            )
+        elif any(c in item for c in "*?["):
+            found += sorted(Path(p) for p in glob.glob(item, recursive=True))
+        else:
+            found.append(path)
+    return list(dict.fromkeys(found))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from lowlight import __version__, storage
+from lowlight import __version__, imageio, storage
+from lowlight.config import PatchConfig
 from lowlight.errors import DatasetError
 
 PART_NAME = "part-{index:05d}.parquet"
@@ -299,3 +301,31 @@ def iter_patches(folder: storage.Location) -> Iterator[tuple[np.ndarray, np.ndar
     for group in groups:
         dark, bright, _ = read_row_group(group, spec)
         yield from zip(dark, bright, strict=True)
+
+
+def cut_pair(
+    row: dict, images: storage.Location, cfg: PatchConfig, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | str:
+    """(starts, dark windows, bright windows) of one pair, or why it has to be skipped."""
+    dark_loc, bright_loc = storage.join(images, row["dark"]), storage.join(images, row["bright"])
+    try:
+        dark, bright = imageio.read_image(dark_loc), imageio.read_image(bright_loc)
+    except DatasetError as exc:
+        return f"pair {row['pair_id']} skipped ({dark_loc}, {bright_loc}): {exc}"
+    if dark.shape != bright.shape:
+        return (
+            f"pair {row['pair_id']} skipped: {dark_loc} is {dark.shape[1]}x{dark.shape[0]} "
+            f"but {bright_loc} is {bright.shape[1]}x{bright.shape[0]}"
+        )
+    dark, bright = imageio.to_dtype(dark, cfg.format), imageio.to_dtype(bright, cfg.format)
+    starts, dark_windows = cut_windows(dark, cfg.size, cfg.stride)
+    _, bright_windows = cut_windows(bright, cfg.size, cfg.stride)
+    if cfg.max_per_image is not None and len(starts) > cfg.max_per_image:
+        rng = np.random.default_rng([seed, zlib.crc32(row["pair_id"].encode())])
+        keep = np.sort(rng.choice(len(starts), cfg.max_per_image, replace=False))
+        starts, dark_windows, bright_windows = (
+            starts[keep],
+            dark_windows[keep],
+            bright_windows[keep],
+        )
+    return starts, dark_windows, bright_windows

@@ -6,15 +6,11 @@ returns a small summary dict.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
 import multiprocessing
-import os
 import time
-import zlib
-from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from pathlib import Path
@@ -81,7 +77,7 @@ def convert(
         # one OpenMP thread per worker, or N workers x one thread per core oversubscribe the CPU.
         spawn = multiprocessing.get_context("spawn")
         with (
-            single_threaded_children(),
+            conversion.single_threaded_children(),
             ProcessPoolExecutor(max_workers=cfg.workers, mp_context=spawn) as pool,
         ):
             rows = list(bar(pool.map(work, *zip(*args, strict=True))))
@@ -105,22 +101,6 @@ def convert(
         "megapixels": round(megapixels, 2),
         "manifest": str(manifest),
     }
-
-
-@contextlib.contextmanager
-def single_threaded_children() -> Iterator[None]:
-    """Processes started inside the block run their OpenMP / BLAS loops on one thread."""
-    names = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-    saved = {name: os.environ.get(name) for name in names}
-    os.environ.update(dict.fromkeys(names, "1"))
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def merge_convert(out: Path) -> dict:
@@ -193,7 +173,7 @@ def patch(
         split_rows = [r for r in rows if r["split"] == split]
         with patches.PatchWriter(folder, spec, cfg.row_group, cfg.part_rows) as writer:
             for row in tqdm(split_rows, desc=f"patch {split}", unit="pair"):
-                windows = cut_pair(row, images, cfg, seed)
+                windows = patches.cut_pair(row, images, cfg, seed)
                 if isinstance(windows, str):
                     log.warning("%s", windows)
                     summary["skipped_pairs"].append(windows)
@@ -205,34 +185,6 @@ def patch(
     summary.update(size=cfg.size, stride=cfg.stride, dtype=cfg.format, out=str(out))
     summary["skipped"] = len(summary.pop("skipped_pairs"))
     return summary
-
-
-def cut_pair(
-    row: dict, images: storage.Location, cfg: PatchConfig, seed: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray] | str:
-    """(starts, dark windows, bright windows) of one pair, or why it has to be skipped."""
-    dark_loc, bright_loc = storage.join(images, row["dark"]), storage.join(images, row["bright"])
-    try:
-        dark, bright = imageio.read_image(dark_loc), imageio.read_image(bright_loc)
-    except DatasetError as exc:
-        return f"pair {row['pair_id']} skipped ({dark_loc}, {bright_loc}): {exc}"
-    if dark.shape != bright.shape:
-        return (
-            f"pair {row['pair_id']} skipped: {dark_loc} is {dark.shape[1]}x{dark.shape[0]} "
-            f"but {bright_loc} is {bright.shape[1]}x{bright.shape[0]}"
-        )
-    dark, bright = imageio.to_dtype(dark, cfg.format), imageio.to_dtype(bright, cfg.format)
-    starts, dark_windows = patches.cut_windows(dark, cfg.size, cfg.stride)
-    _, bright_windows = patches.cut_windows(bright, cfg.size, cfg.stride)
-    if cfg.max_per_image is not None and len(starts) > cfg.max_per_image:
-        rng = np.random.default_rng([seed, zlib.crc32(row["pair_id"].encode())])
-        keep = np.sort(rng.choice(len(starts), cfg.max_per_image, replace=False))
-        starts, dark_windows, bright_windows = (
-            starts[keep],
-            dark_windows[keep],
-            bright_windows[keep],
-        )
-    return starts, dark_windows, bright_windows
 
 
 def train(
@@ -369,8 +321,8 @@ def evaluate(
         grids.append((row["pair_id"], f"grids/{grid.name}"))
 
     summary = evaluation.summarize(scores)
-    write_evaluation(out, summary, scores, grids, config, cfg)
-    log_evaluation(mlflow_cfg, config.get("mlflow_run_id", ""), summary, out)
+    evaluation.write_evaluation(out, summary, scores, grids, config, cfg)
+    evaluation.log_evaluation(mlflow_cfg, config.get("mlflow_run_id", ""), summary, out)
     model_psnr = summary["model"]["overall"]["psnr"]
     return {
         "test_pairs": len(rows),
@@ -380,87 +332,6 @@ def evaluate(
         "report": str(out / "report.md"),
         "best": max(summary, key=lambda m: summary[m]["overall"]["psnr"]) if model_psnr else "",
     }
-
-
-def write_evaluation(
-    out: Path, summary: dict, scores: list[dict], grids: list, config: dict, cfg: EvaluateConfig
-) -> None:
-    """metrics.json (DVC metrics), per_image.csv, psnr_by_ratio.csv (DVC plot), report.md."""
-    import csv
-
-    from lowlight import evaluation
-
-    with storage.atomic_path(out / "metrics.json") as tmp:
-        tmp.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
-    with storage.atomic_path(out / "per_image.csv") as tmp, open(tmp, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, list(scores[0]))
-        writer.writeheader()
-        writer.writerows(scores)
-    methods = list(summary)
-    with storage.atomic_path(out / "psnr_by_ratio.csv") as tmp, open(tmp, "w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["ratio", *methods])
-        for bucket in evaluation.RATIO_BUCKETS:
-            key = f"ratio_{bucket}"
-            if all(key in summary[m] for m in methods):
-                writer.writerow([bucket, *(summary[m][key]["psnr"] for m in methods)])
-    crop = f"the central {cfg.crop[0]}x{cfg.crop[1]} pixels" if cfg.crop else "whole images"
-    note = (
-        f"Every method is scored on the same pixels ({crop}) against the long exposure; PSNR and "
-        "SSIM from scikit-image with data range 1. Excluded scenes (misaligned in SID): "
-        f"{', '.join(cfg.exclude_scenes) or 'none'}. Model: {config.get('architecture')} "
-        f"depth {config.get('depth')} width {config.get('width')}."
-    )
-    with storage.atomic_path(out / "report.md") as tmp:
-        tmp.write_text(evaluation.report_markdown(summary, grids, note) + "\n")
-
-
-def log_evaluation(mlflow_cfg: MlflowConfig, run_id: str, summary: dict, out: Path) -> None:
-    """Add the test metrics and the report to the training run, when it can be found."""
-    import mlflow
-
-    from lowlight import tracking
-
-    if not run_id:
-        log.warning("generator.json names no MLflow run: evaluation not logged to MLflow")
-        return
-    try:
-        with tracking.run(mlflow_cfg, run_id=run_id):
-            flat = {
-                f"test_{bucket}_{name}_{method}".replace("+", "_"): value
-                for method, buckets in summary.items()
-                for bucket, values in buckets.items()
-                for name, value in values.items()
-                if name in ("psnr", "ssim", "ms_per_mp")
-            }
-            mlflow.log_metrics(flat)
-            mlflow.log_artifacts(str(out), "evaluation")
-    except mlflow.exceptions.MlflowException as exc:
-        log.warning("could not log the evaluation to MLflow run %s: %s", run_id, exc)
-
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
-
-
-def expand_inputs(inputs: list[str]) -> list[Path]:
-    """Files, folders (their RAW and image files, recursively) and globs -> sorted files."""
-    import glob
-
-    from lowlight.raw import RAW_SUFFIXES
-
-    wanted = set(RAW_SUFFIXES) | set(IMAGE_SUFFIXES)
-    found: list[Path] = []
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            found += sorted(
-                p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in wanted
-            )
-        elif any(c in item for c in "*?["):
-            found += sorted(Path(p) for p in glob.glob(item, recursive=True))
-        else:
-            found.append(path)
-    return list(dict.fromkeys(found))
 
 
 def enhance(
@@ -479,7 +350,7 @@ def enhance(
     """
     from lowlight import inference, raw
 
-    files = expand_inputs(inputs)
+    files = inference.expand_inputs(inputs)
     if not files:
         raise DatasetError(f"no input files in {' '.join(inputs)}")
     from lowlight import tracking
