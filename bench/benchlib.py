@@ -143,3 +143,11 @@ def timed(fn, *args) -> dict:
     cpu = cpu_seconds() - cpu
     others = max(0.0, system_busy() - busy - cpu) / wall
     return {**result, "wall": wall, "cpu": cpu, "others": others}
+
+
+def publish(heading: str, lines: list[str], quick: bool) -> None:
+    """Print a section; outside ``--quick`` runs, write it into BENCHMARKS.md too."""
+    text = "\n".join(lines)
+    print(text)
+    if not quick:
+        replace_section(heading, text)

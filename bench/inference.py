@@ -127,10 +127,7 @@ def main(argv: list[str]) -> int:
         "(the seed's real-time goal) is for a GPU and remains to be measured there.",
         "",
     ]
-    text = "\n".join(lines)
-    print(text)
-    if not args.quick:
-        benchlib.replace_section(SECTION, text)
+    benchlib.publish(SECTION, lines, args.quick)
     return 0
 
 

@@ -113,10 +113,7 @@ def main(argv: list[str]) -> int:
         "step under mixed precision (`train.amp`).",
         "",
     ]
-    text = "\n".join(lines)
-    print(text)
-    if not args.quick:
-        benchlib.replace_section(SECTION, text)
+    benchlib.publish(SECTION, lines, args.quick)
     return 0
 
 
