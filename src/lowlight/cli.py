@@ -248,7 +248,13 @@ def enhance(
     out_dir: Annotated[Path, typer.Option("--out", help="where *_enhanced.png go")] = Path(
         "enhanced"
     ),
-    model: Annotated[str, typer.Option(help="models folder or .onnx file")] = "models",
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="models:/NAME@ALIAS, a models folder or an .onnx file "
+            "[default: models:/<register.model_name>@champion]"
+        ),
+    ] = None,
     ratio: Annotated[
         str, typer.Option(help="RAW amplification: a number, or 'auto' (target brightness)")
     ] = "auto",
@@ -261,6 +267,7 @@ def enhance(
         p = load_params(params)
         infer = override(p.infer, "infer", tile=tile, device=device)
         gain = parse_ratio(ratio)
+        model = model or f"models:/{p.register_.model_name}@champion"
         summary = stages.enhance(p.convert, infer, p.mlflow, model, inputs, out_dir, gain)
         show("enhance", summary)
 
