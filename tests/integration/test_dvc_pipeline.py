@@ -112,10 +112,14 @@ def test_full_pipeline_rerun_scope_and_remote_round_trip(tmp_path, s3_bucket, s3
 
 
 def test_a_prepared_raw_folder_replaces_synth(tmp_path):
-    """Point data.raw_dir at a SID-layout folder (as after downloading SID): no code change."""
+    """Point data.raw_dir at a SID-layout folder (as after downloading SID): no code change.
+
+    A corrupt RAW among its files is reported by convert and does not fail the pipeline.
+    """
     download = tmp_path / "SID"
     sh(Path(sys.executable).parent / "lowlight", "synth", download, "--scenes", 4,
        "--size", "32x48", "--frames", 1, "--seed", 7, cwd=tmp_path)  # fmt: skip
+    (download / "Sony/short/00001_09_0.1s.ARW").write_bytes(b"a corrupt download")
     repo = make_repo(tmp_path / "repo", data={"raw_dir": str(download / "Sony")})
     result = dvc("repro", "register", cwd=repo)
     assert "Running stage 'synth'" not in result.stdout
@@ -124,4 +128,6 @@ def test_a_prepared_raw_folder_replaces_synth(tmp_path):
     import pyarrow.parquet as pq
 
     assert pq.read_table(manifest).schema.metadata[b"raw_dir"] == str(download / "Sony").encode()
+    rows = {r["source"]: r for r in pq.read_table(manifest).to_pylist()}
+    assert rows["short/00001_09_0.1s.ARW"]["status"] == "failed"  # reported, pipeline went on
     assert (repo / "reports/registration.json").exists()
