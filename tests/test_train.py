@@ -64,7 +64,7 @@ def test_kill_and_resume_gives_the_same_weights(tiny_patches, tmp_path_factory):
     run_train(work, work / "straight", epochs=6)
 
     process = run_train(work, work / "killed", wait=False, epochs=6)
-    checkpoint = work / "killed/checkpoints/last.pt"
+    checkpoint = work / "checkpoints/killed/last.pt"
     deadline = time.monotonic() + 300
     while not checkpoint.exists() and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.01)
@@ -81,7 +81,7 @@ def test_kill_and_resume_gives_the_same_weights(tiny_patches, tmp_path_factory):
         assert a.keys() == b.keys()
         assert all(torch.equal(a[k], b[k]) for k in a), name
     final = [
-        torch.load(work / d / "checkpoints/last.pt", weights_only=True)
+        torch.load(work / "checkpoints" / d / "last.pt", weights_only=True)
         for d in ("straight", "killed")
     ]
     histories = [
@@ -109,9 +109,8 @@ def test_train_outputs_and_mlflow_run(tiny_patches, tmp_path, monkeypatch):
         seed=0,
     )
     assert (tmp_path / "mlruns/mlflow.db").exists()
-    for name in ("generator.pt", "discriminator.pt", "checkpoints/last.pt"):
-        state = torch.load(tmp_path / "models" / name, weights_only=True)
-        assert state
+    for path in ("models/generator.pt", "models/discriminator.pt", "checkpoints/models/last.pt"):
+        assert torch.load(tmp_path / path, weights_only=True)
     config = json.loads((tmp_path / "models/generator.json").read_text())
     assert config["architecture"] == "UNetGenerator" and config["depth"] == 2
     with open(tmp_path / "reports/train_history.csv") as fh:

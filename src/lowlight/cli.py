@@ -207,6 +207,10 @@ def train(
     lr: Annotated[float | None, typer.Option(help="learning rate")] = None,
     device: Annotated[str | None, typer.Option(help="auto | cpu | cuda")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="continue the last checkpoint")] = False,
+    checkpoints: Annotated[
+        Path | None,
+        typer.Option(help="checkpoint folder [default: checkpoints/<MODELS folder name>]"),
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="random seed")] = None,
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:
@@ -216,7 +220,7 @@ def train(
         cfg = override(p.train, "train", epochs=epochs, batch_size=batch_size, lr=lr, device=device)
         seed = seed if seed is not None else p.seed
         summary = stages.train(
-            p.model, cfg, p.mlflow, patches_dir, models_dir, reports, seed, resume
+            p.model, cfg, p.mlflow, patches_dir, models_dir, reports, seed, resume, checkpoints
         )
         show("train", summary)
 

@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -139,9 +140,19 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
 
 
 def convert_one(
-    raw_dir: Path, out_dir: Path, job: Job, cfg: ConvertConfig, previous: dict | None = None
+    raw_dir: Path,
+    out_dir: Path,
+    job: Job,
+    cfg: ConvertConfig,
+    previous: dict | None = None,
+    previous_dir: Path | None = None,
 ) -> dict:
-    """Convert one file; never raises for a bad file: it becomes a ``failed`` row."""
+    """Convert one file; never raises for a bad file: it becomes a ``failed`` row.
+
+    A file whose hash and settings match ``previous`` (its row in the manifest of
+    ``previous_dir``, default ``out_dir``) is not decoded again: its output is linked over.
+    """
+    previous_dir = previous_dir or out_dir
     row = {field.name: None for field in MANIFEST_SCHEMA}
     row.update(source=job.source, settings=settings_key(job, cfg), exposure=job.exposure)
     try:
@@ -153,8 +164,9 @@ def convert_one(
         and previous["status"] == "ok"
         and previous["source_sha256"] == row["source_sha256"]
         and previous["settings"] == row["settings"]
-        and (out_dir / previous["output"]).exists()
+        and (previous_dir / previous["output"]).exists()
     ):
+        reuse(previous_dir / previous["output"], out_dir / previous["output"])
         return {**previous, "status": "ok", "error": None, "skipped": True}
     try:
         image, meta, gain = decode(
@@ -180,6 +192,17 @@ def convert_one(
         status="ok",
     )
     return row
+
+
+def reuse(source: Path, dest: Path) -> None:
+    """Put an unchanged output in place: a hard link where possible, else a copy."""
+    if source == dest:
+        return
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(source, dest)
+    except OSError:
+        shutil.copy2(source, dest)
 
 
 def manifest_name(shard: tuple[int, int] | None) -> str:

@@ -6,10 +6,12 @@ returns a small summary dict.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import multiprocessing
+import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor
 from functools import partial
@@ -18,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from lowlight import conversion, imageio, pairs, patches, sid, storage
+from lowlight import conversion, evaluation, imageio, inference, pairs, patches, sid, storage
 from lowlight import synth as synthetic
 from lowlight.config import (
     ConvertConfig,
@@ -41,35 +43,67 @@ def synth(cfg: SynthConfig, out: Path, seed: int) -> dict:
     """Write a SID-layout dataset: ``out/Sony/{short,long}/*.dng`` and the three list files."""
     photos = synthetic.load_photos(Path(cfg.photos) if cfg.photos else None)
     plans = synthetic.plan_scenes(cfg.scenes, len(photos), np.random.default_rng(seed))
-    folder = Path(out) / "Sony"
     lines: dict[str, list[str]] = {split: [] for split in sid.SPLITS}
-    for plan in tqdm(plans, desc="synth", unit="scene"):
-        photo = photos[plan.photo][1]
-        lines[plan.split] += synthetic.write_scene(folder, plan, photo, cfg.size, cfg.frames, seed)
-    for split, split_lines in lines.items():
-        path = Path(out) / sid.LIST_FILE.format(split=split)
-        path.write_text("".join(f"{line}\n" for line in split_lines))
+    with storage.staged_dir(out) as staging:
+        for plan in tqdm(plans, desc="synth", unit="scene"):
+            photo = photos[plan.photo][1]
+            lines[plan.split] += synthetic.write_scene(
+                staging / "Sony", plan, photo, cfg.size, cfg.frames, seed
+            )
+        for split, split_lines in lines.items():
+            path = staging / sid.LIST_FILE.format(split=split)
+            path.write_text("".join(f"{line}\n" for line in split_lines))
     return {
         "scenes": len(plans),
         "files": len(plans) * (cfg.frames + 1),
         "size": f"{cfg.size[0]}x{cfg.size[1]}",
         "splits": {split: len(v) // cfg.frames for split, v in lines.items()},
-        "out": str(folder),
+        "out": str(Path(out) / "Sony"),
     }
 
 
 def convert(
     cfg: ConvertConfig, raw_dir: Path, out: Path, shard: tuple[int, int] | None = None
 ) -> dict:
-    """Convert every RAW under ``raw_dir`` (or one shard of them) and write the manifest."""
+    """Convert every RAW under ``raw_dir`` (or one shard of them) and write the manifest.
+
+    A whole conversion is built in a staging folder that replaces ``out`` only on success
+    (unchanged files are linked over from the previous output); a shard writes into ``out``.
+    """
     start = time.perf_counter()
     raw_dir, out = Path(raw_dir), Path(out)
     jobs = conversion.plan_jobs(conversion.list_raw_files(raw_dir), cfg)
     if shard is not None:
         jobs = jobs[shard[0] :: shard[1]]
-    manifest = out / conversion.manifest_name(shard)
-    previous = conversion.previous_rows(manifest)
-    work = partial(conversion.convert_one, raw_dir, out)
+    previous = conversion.previous_rows(out / conversion.manifest_name(shard))
+    with storage.staged_dir(out) if shard is None else contextlib.nullcontext(out) as target:
+        rows = convert_jobs(jobs, cfg, raw_dir, target, previous, out)
+        conversion.write_manifest(target / conversion.manifest_name(shard), rows, str(raw_dir))
+        failed = [r for r in rows if r["status"] == "failed"]
+        if rows and len(failed) == len(rows):
+            raise DatasetError(
+                f"{raw_dir}: every file failed to convert, first: {failed[0]['error']}"
+            )
+    skipped = sum(1 for r in rows if r.get("skipped"))
+    megapixels = sum((r["width"] or 0) * (r["height"] or 0) for r in rows) / 1e6
+    seconds = time.perf_counter() - start
+    return {
+        "files": len(rows),
+        "converted": len(rows) - len(failed) - skipped,
+        "skipped_unchanged": skipped,
+        "failed": len(failed),
+        "failed_files": [r["source"] for r in failed],
+        "seconds": round(seconds, 2),
+        "megapixels": round(megapixels, 2),
+        "manifest": str(out / conversion.manifest_name(shard)),
+    }
+
+
+def convert_jobs(
+    jobs: list, cfg: ConvertConfig, raw_dir: Path, out: Path, previous: dict, previous_dir: Path
+) -> list[dict]:
+    """Run the conversion jobs, in worker processes when ``cfg.workers`` > 1."""
+    work = partial(conversion.convert_one, raw_dir, out, previous_dir=previous_dir)
     args = [(job, cfg, previous.get(job.source)) for job in jobs]
     bar = partial(tqdm, total=len(jobs), desc="convert", unit="file")
     if cfg.workers > 1 and len(jobs) > 1:
@@ -83,24 +117,7 @@ def convert(
             rows = list(bar(pool.map(work, *zip(*args, strict=True))))
     else:
         rows = [work(*a) for a in bar(args)]
-    conversion.write_manifest(manifest, rows, str(raw_dir))
-
-    failed = [r for r in rows if r["status"] == "failed"]
-    skipped = sum(1 for r in rows if r.get("skipped"))
-    if rows and len(failed) == len(rows):
-        raise DatasetError(f"{raw_dir}: every file failed to convert, first: {failed[0]['error']}")
-    megapixels = sum((r["width"] or 0) * (r["height"] or 0) for r in rows) / 1e6
-    seconds = time.perf_counter() - start
-    return {
-        "files": len(rows),
-        "converted": len(rows) - len(failed) - skipped,
-        "skipped_unchanged": skipped,
-        "failed": len(failed),
-        "failed_files": [r["source"] for r in failed],
-        "seconds": round(seconds, 2),
-        "megapixels": round(megapixels, 2),
-        "manifest": str(manifest),
-    }
+    return rows
 
 
 def merge_convert(out: Path) -> dict:
@@ -165,26 +182,43 @@ def patch(
     )
     rows = sorted(table.to_pylist(), key=lambda r: r["pair_id"])
     summary: dict = {"skipped_pairs": []}
-    for split in ("train", "val"):
-        folder = storage.join(out, split)
-        storage.make_dirs(folder)
-        for stale in patches.list_parts(folder):
-            storage.remove(stale)
-        split_rows = [r for r in rows if r["split"] == split]
-        with patches.PatchWriter(folder, spec, cfg.row_group, cfg.part_rows) as writer:
-            for row in tqdm(split_rows, desc=f"patch {split}", unit="pair"):
-                windows = patches.cut_pair(row, images, cfg, seed)
-                if isinstance(windows, str):
-                    log.warning("%s", windows)
-                    summary["skipped_pairs"].append(windows)
-                    continue
-                writer.add(row["pair_id"], row["scene_id"], row["ratio"], *windows)
-        summary[f"{split}_pairs"] = len(split_rows)
-        summary[f"{split}_patches"] = writer.rows
-        summary[f"{split}_parts"] = len(writer.parts)
+    # A local output is built aside and swapped in at the end; S3 objects appear one by one.
+    staged = contextlib.nullcontext(out) if storage.is_remote(out) else storage.staged_dir(out)
+    with staged as root:
+        for split in ("train", "val"):
+            write_split(root, split, [r for r in rows if r["split"] == split], images, spec,
+                        cfg, seed, summary)  # fmt: skip
     summary.update(size=cfg.size, stride=cfg.stride, dtype=cfg.format, out=str(out))
     summary["skipped"] = len(summary.pop("skipped_pairs"))
     return summary
+
+
+def write_split(
+    root: storage.Location,
+    split: str,
+    split_rows: list[dict],
+    images: storage.Location,
+    spec: patches.PatchSpec,
+    cfg: PatchConfig,
+    seed: int,
+    summary: dict,
+) -> None:
+    """One split's parts under ``root/split``, replacing any stale ones."""
+    folder = storage.join(root, split)
+    storage.make_dirs(folder)
+    for stale in patches.list_parts(folder):
+        storage.remove(stale)
+    with patches.PatchWriter(folder, spec, cfg.row_group, cfg.part_rows) as writer:
+        for row in tqdm(split_rows, desc=f"patch {split}", unit="pair"):
+            windows = patches.cut_pair(row, images, cfg, seed)
+            if isinstance(windows, str):
+                log.warning("%s", windows)
+                summary["skipped_pairs"].append(windows)
+                continue
+            writer.add(row["pair_id"], row["scene_id"], row["ratio"], *windows)
+    summary[f"{split}_pairs"] = len(split_rows)
+    summary[f"{split}_patches"] = writer.rows
+    summary[f"{split}_parts"] = len(writer.parts)
 
 
 def train(
@@ -196,8 +230,13 @@ def train(
     reports_dir: Path,
     seed: int,
     resume: bool = False,
+    work_dir: Path | None = None,
 ) -> dict:
-    """Train the GAN on the patch parts; write the models, history and curves; track in MLflow."""
+    """Train the GAN on the patch parts; write the models, history and curves; track in MLflow.
+
+    Checkpoints live in ``work_dir`` (default ``checkpoints/<models folder name>``); the models
+    and reports are replaced only when training succeeds.
+    """
     import mlflow
     import torch
 
@@ -205,7 +244,8 @@ def train(
     from lowlight import train as training
 
     models_dir, reports_dir = Path(models_dir), Path(reports_dir)
-    run_id = training.checkpoint_run_id(models_dir) if resume else None
+    work_dir = Path(work_dir) if work_dir else models_dir.parent / "checkpoints" / models_dir.name
+    run_id = training.checkpoint_run_id(work_dir) if resume else None
     spec, _ = patches.scan(storage.join(patches_dir, "train"))
     start = time.perf_counter()
     with tracking.run(mlflow_cfg, run_id=run_id or None, name="train") as active:
@@ -226,9 +266,7 @@ def train(
                     **tracking.dvc_lock_hashes(),
                 }
             )
-        trainer, progress = training.fit(
-            model_cfg, cfg, patches_dir, models_dir, reports_dir, seed, resume
-        )
+        trainer, progress = training.fit(model_cfg, cfg, patches_dir, work_dir, seed, resume)
         architecture = {
             "architecture": type(trainer.generator).__name__,
             **trainer.generator.config,
@@ -240,10 +278,13 @@ def train(
             "steps": progress.step,
             "mlflow_run_id": active,
         }
-        with storage.atomic_path(models_dir / "generator.json") as tmp:
-            tmp.write_text(json.dumps(architecture, indent=2) + "\n")
-        with storage.atomic_path(models_dir / "discriminator.pt") as tmp:
-            torch.save(trainer.discriminator.state_dict(), tmp)
+        with storage.staged_dir(models_dir) as staging:
+            shutil.copy2(work_dir / training.BEST, staging / "generator.pt")
+            (staging / "generator.json").write_text(json.dumps(architecture, indent=2) + "\n")
+            torch.save(trainer.discriminator.state_dict(), staging / "discriminator.pt")
+        with storage.staged_dir(reports_dir / "samples") as staging:
+            for sample in sorted((work_dir / "samples").glob("*.png")):
+                shutil.copy2(sample, staging / sample.name)
         history = reports_dir / "train_history.csv"
         training.write_history(history, progress.history)
         training.plot_curves(reports_dir / "train_curves.png", progress)
@@ -272,7 +313,6 @@ def evaluate(
     out: Path,
 ) -> dict:
     """Score the model and the baselines on every test pair; write metrics, grids and report."""
-    from lowlight import evaluation, inference
     from lowlight.baselines import BASELINES
 
     table, recorded = pairs.read_pairs(pairs_loc)
@@ -290,6 +330,27 @@ def evaluate(
         inference.enhance, model=model, tile=infer.tile, overlap=infer.overlap, batch=infer.batch
     )
     out = Path(out)
+    with storage.staged_dir(out / "grids") as grids_dir:
+        scores, grids = score_pairs(rows, methods, converted, cfg, grids_dir)
+    summary = evaluation.summarize(scores)
+    evaluation.write_evaluation(out, summary, scores, grids, config, cfg)
+    evaluation.log_evaluation(mlflow_cfg, config.get("mlflow_run_id", ""), summary, out)
+    model_psnr = summary["model"]["overall"]["psnr"]
+    return {
+        "test_pairs": len(rows),
+        **{f"psnr_{m}": s["overall"]["psnr"] for m, s in summary.items()},
+        "ssim_model": summary["model"]["overall"]["ssim"],
+        "model_ms_per_mp": summary["model"]["overall"]["ms_per_mp"],
+        "report": str(out / "report.md"),
+        "best": max(summary, key=lambda m: summary[m]["overall"]["psnr"]) if model_psnr else "",
+    }
+
+
+def score_pairs(
+    rows: list[dict], methods: dict, converted: storage.Location, cfg: EvaluateConfig,
+    grids_dir: Path,
+) -> tuple[list[dict], list[tuple[str, str]]]:  # fmt: skip
+    """Every method on every pair: score rows, and a comparison grid per pair in ``grids_dir``."""
     scores, grids = [], []
     for row in tqdm(rows, desc="evaluate", unit="pair"):
         dark = evaluation.crop_center(
@@ -316,22 +377,10 @@ def evaluate(
         columns = [("dark input", evaluation.darken(dark, row["ratio"]))]
         columns += [(name, image) for name, image in outputs.items()]
         columns += [("ground truth", bright)]
-        grid = out / "grids" / f"{row['pair_id']}.png"
+        grid = grids_dir / f"{row['pair_id']}.png"
         imageio.write_image(grid, evaluation.comparison_grid(columns, cfg.zoom), "png")
         grids.append((row["pair_id"], f"grids/{grid.name}"))
-
-    summary = evaluation.summarize(scores)
-    evaluation.write_evaluation(out, summary, scores, grids, config, cfg)
-    evaluation.log_evaluation(mlflow_cfg, config.get("mlflow_run_id", ""), summary, out)
-    model_psnr = summary["model"]["overall"]["psnr"]
-    return {
-        "test_pairs": len(rows),
-        **{f"psnr_{m}": s["overall"]["psnr"] for m, s in summary.items()},
-        "ssim_model": summary["model"]["overall"]["ssim"],
-        "model_ms_per_mp": summary["model"]["overall"]["ms_per_mp"],
-        "report": str(out / "report.md"),
-        "best": max(summary, key=lambda m: summary[m]["overall"]["psnr"]) if model_psnr else "",
-    }
+    return scores, grids
 
 
 def enhance(
@@ -348,7 +397,7 @@ def enhance(
     Writes ``<stem>_enhanced.png``, 16-bit for RAW and 16-bit inputs; a bad file is reported
     and the others go on.
     """
-    from lowlight import inference, raw
+    from lowlight import raw
 
     files = inference.expand_inputs(inputs)
     if not files:

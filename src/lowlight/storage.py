@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import posixpath
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -92,6 +93,30 @@ def commit(tmp: Path, dest: Location) -> None:
         tmp.unlink()
     else:
         os.replace(tmp, dest)
+
+
+@contextlib.contextmanager
+def staged_dir(dest: Path | str) -> Iterator[Path]:
+    """Yield a fresh folder beside ``dest``; it replaces ``dest`` only if the block succeeds.
+
+    A failure leaves ``dest`` exactly as it was (what DVC's ``persist`` outputs rely on).
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.staging-", dir=dest.parent))
+    os.chmod(staging, 0o777 & ~_UMASK)
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    old = None
+    if dest.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old-", dir=dest.parent))
+        os.replace(dest, old / dest.name)
+    os.replace(staging, dest)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 @contextlib.contextmanager

@@ -30,7 +30,8 @@ from lowlight.models import ConvDiscriminator, UNetGenerator
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT = "checkpoints/last.pt"
+CHECKPOINT = "last.pt"
+BEST = "best_generator.pt"
 HISTORY_FIELDS = ["epoch", "step", "d_loss", "g_loss", "l1", "val_psnr", "val_ssim", "seconds"]
 
 
@@ -204,9 +205,9 @@ def load_checkpoint(path: Path, trainer: Trainer, key: str) -> Progress:
     return Progress(**state["progress"])
 
 
-def checkpoint_run_id(models_dir: Path) -> str:
+def checkpoint_run_id(work_dir: Path) -> str:
     """The MLflow run a checkpoint belongs to, so a resumed training logs into the same run."""
-    path = models_dir / CHECKPOINT
+    path = work_dir / CHECKPOINT
     if not path.exists():
         raise TrainError(f"{path}: no checkpoint to resume from; train without --resume")
     return torch.load(path, map_location="cpu", weights_only=True)["progress"]["run_id"]
@@ -261,12 +262,16 @@ def fit(
     model_cfg: ModelConfig,
     cfg: TrainConfig,
     patches_dir: storage.Location,
-    models_dir: Path,
-    reports_dir: Path,
+    work_dir: Path,
     seed: int,
     resume: bool = False,
 ) -> tuple[Trainer, Progress]:
-    """Train for ``cfg.epochs`` epochs (continuing a checkpoint with ``resume``)."""
+    """Train for ``cfg.epochs`` epochs (continuing a checkpoint with ``resume``).
+
+    Everything in progress lives in ``work_dir``: the checkpoint, the best generator so far and
+    the per-epoch sample grids. The stage publishes them as outputs only when training ends,
+    so a run that fails leaves the previous outputs as they were.
+    """
     import mlflow
 
     stream = PatchStream(storage.join(patches_dir, "train"), seed, cfg.shuffle_buffer)
@@ -275,7 +280,7 @@ def fit(
     val_subset = Subset(val, range(min(len(val), cfg.val_patches))) if val else None
     trainer = Trainer.create(model_cfg, cfg, seed)
     key = config_hash(model_cfg, cfg, seed, stream.spec.pairs_sha256)
-    checkpoint = models_dir / CHECKPOINT
+    checkpoint = work_dir / CHECKPOINT
 
     torch.manual_seed(seed)  # dropout; restored from the checkpoint on resume
     progress = load_checkpoint(checkpoint, trainer, key) if resume else Progress()
@@ -284,7 +289,7 @@ def fit(
     progress.run_id = mlflow.active_run().info.run_id if mlflow.active_run() else ""
 
     steps_per_epoch = -(-len(stream) // cfg.batch_size)  # approximate with several workers
-    models_dir.mkdir(parents=True, exist_ok=True)
+    work_dir.mkdir(parents=True, exist_ok=True)
     for epoch in range(progress.epoch, cfg.epochs):
         start = time.perf_counter()
         batches = iter(epoch_loader(stream, cfg, seed, epoch))
@@ -327,7 +332,7 @@ def fit(
                 trainer.generator, val_subset, cfg.batch_size, trainer.device
             )
             if cfg.samples:
-                sample = reports_dir / "samples" / f"epoch_{epoch + 1:03d}.png"
+                sample = work_dir / "samples" / f"epoch_{epoch + 1:03d}.png"
                 write_image(sample, sample_grid(triples[: cfg.samples]), "png")
                 if mlflow.active_run():
                     mlflow.log_artifact(str(sample), "samples")
@@ -336,7 +341,7 @@ def fit(
         improved = row.get("val_psnr", float("inf")) > progress.best_psnr or val_subset is None
         if improved:
             progress.best_psnr = row.get("val_psnr", float("nan"))
-            with storage.atomic_path(models_dir / "generator.pt") as tmp:
+            with storage.atomic_path(work_dir / BEST) as tmp:
                 torch.save(trainer.generator.state_dict(), tmp)
         if mlflow.active_run():
             epoch_metrics = {k: v for k, v in row.items() if k.startswith("val_")}

@@ -82,6 +82,23 @@ def test_full_pipeline_rerun_scope_and_remote_round_trip(tmp_path, s3_bucket, s3
     assert "up to date" in dvc("repro", cwd=repo).stdout
     assert time.monotonic() - start < 60
 
+    # a stage that fails leaves the previous outputs and dvc.lock as they were
+    before = {p: (repo / p).read_bytes() for p in ("models/generator.pt", "dvc.lock",
+                                                    "reports/train_history.csv")}  # fmt: skip
+    data = yaml.safe_load((repo / "params.yaml").read_text())
+    data["train"]["device"] = "cuda"  # no GPU here: train fails with one clear line
+    (repo / "params.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    failed = dvc("repro", cwd=repo, check=False)
+    assert failed.returncode != 0 and "torch sees no CUDA device" in failed.stdout + failed.stderr
+    assert {p: (repo / p).read_bytes() for p in before} == before
+    assert sorted(p.name for p in (repo / "models").iterdir()) == [
+        "discriminator.pt",
+        "generator.json",
+        "generator.pt",
+    ]
+    sh("git", "checkout", "params.yaml", cwd=repo)
+    assert "up to date" in dvc("status", cwd=repo).stdout
+
     # changing train.epochs touches train, evaluate and register only
     data = yaml.safe_load((repo / "params.yaml").read_text())
     data["train"]["epochs"] = 2
