@@ -7,7 +7,6 @@ exporters fail. The multiple is stored in the model's metadata for the runtime s
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +15,6 @@ import torch
 from lowlight import __version__, storage
 from lowlight.inference import ModelLoadError
 from lowlight.models import build_generator
-
-log = logging.getLogger(__name__)
 
 
 class _Body(torch.nn.Module):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 
 import numpy as np
@@ -11,19 +10,9 @@ import numpy as np
 from lowlight.errors import LowlightError
 from lowlight.tiling import TileFn, blend_tiles, pad_to_multiple
 
-log = logging.getLogger(__name__)
-
 
 class ModelLoadError(LowlightError):
     """A model location that cannot be loaded."""
-
-
-def pick_torch_device(name: str = "auto"):
-    import torch
-
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(name)
 
 
 def load_torch(models_dir: Path, device: str = "auto") -> tuple[TileFn, dict]:
@@ -31,6 +20,7 @@ def load_torch(models_dir: Path, device: str = "auto") -> tuple[TileFn, dict]:
     import torch
 
     from lowlight.models import build_generator
+    from lowlight.train import pick_device
 
     models_dir = Path(models_dir)
     config_path, weights = models_dir / "generator.json", models_dir / "generator.pt"
@@ -41,7 +31,7 @@ def load_torch(models_dir: Path, device: str = "auto") -> tuple[TileFn, dict]:
     config = json.loads(config_path.read_text())
     generator = build_generator(config)
     generator.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-    torch_device = pick_torch_device(device)
+    torch_device = pick_device(device)
     generator.to(torch_device).eval()
 
     @torch.inference_mode()
