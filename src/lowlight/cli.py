@@ -377,6 +377,75 @@ def models_rollback(
         show("rollback", registry.rollback(c, model_name, alias))
 
 
+pipeline_app = typer.Typer(
+    help="The Kubeflow pipeline: compile it, run it here, submit it to a cluster.",
+    no_args_is_help=True,
+)
+app.add_typer(pipeline_app, name="pipeline")
+ParamOpt = Annotated[
+    list[str] | None,
+    typer.Option("--param", help="KEY=VALUE over params.yaml, e.g. train.epochs=50 or shards=8"),
+]
+ImageOpt = Annotated[str | None, typer.Option(help="component image [default: lowlight:<version>]")]
+
+
+@pipeline_app.command("compile")
+def pipeline_compile(
+    out: Annotated[Path, typer.Argument(metavar="OUT.yaml", help="IR YAML to write")],
+    image: ImageOpt = None,
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Compile the pipeline (defaults from params.yaml) to Kubeflow's IR YAML."""
+    from lowlight.pipelines import cluster, runner
+
+    with user_errors():
+        show("pipeline compile", runner.compile_pipeline(load_params(params), out,
+                                                         image or cluster.IMAGE))  # fmt: skip
+
+
+@pipeline_app.command("run-local")
+def pipeline_run_local(
+    work: Annotated[Path, typer.Option(help="synthetic data and artifacts go here")] = Path(
+        "kfp-local"
+    ),
+    param: ParamOpt = None,
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Run the same pipeline on synthetic data on this machine (kfp.local.SubprocessRunner)."""
+    from lowlight.pipelines import runner
+
+    with user_errors():
+        show("pipeline run-local", runner.run_local(load_params(params), work, param or []))
+
+
+@pipeline_app.command("submit")
+def pipeline_submit(
+    host: Annotated[str, typer.Option(help="Kubeflow Pipelines URL, e.g. https://kfp.example")],
+    experiment: Annotated[str, typer.Option(help="experiment to file the run under")] = "lowlight",
+    namespace: Annotated[str | None, typer.Option(help="profile namespace (multi-user)")] = None,
+    run_name: Annotated[str | None, typer.Option(help="name of the run")] = None,
+    service_account: Annotated[
+        str, typer.Option(help="service account of the run's pods; '' = KFP's default")
+    ] = "lowlight-pipeline",
+    image: ImageOpt = None,
+    param: ParamOpt = None,
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Compile and start a run on a cluster; the token comes from KF_PIPELINES_TOKEN."""
+    import tempfile
+
+    from lowlight.pipelines import cluster, runner
+
+    with user_errors(), tempfile.TemporaryDirectory() as tmp:
+        p = load_params(params)
+        args = runner.arguments(p, param or [])
+        package = Path(tmp) / "pipeline.yaml"
+        runner.compile_pipeline(p, package, image or cluster.IMAGE)
+        show("pipeline submit",
+             runner.submit(package, host, args, experiment, namespace, run_name,
+                           service_account))  # fmt: skip
+
+
 export_app = typer.Typer(help="Export the trained generator for deployment.", no_args_is_help=True)
 app.add_typer(export_app, name="export")
 

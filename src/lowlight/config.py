@@ -207,10 +207,15 @@ def load_params(path: Path | str | None = None) -> Params:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of sections, got {type(data).__name__}")
+    return validate(data, str(path))
+
+
+def validate(data: dict, source: str) -> Params:
+    """``data`` (params.yaml's shape) as Params; errors name the key and ``source``."""
     try:
         return Params.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, str(path))) from None
+        raise ConfigError(_describe(exc, source)) from None
 
 
 def override(section: S, name: str, **flags: Any) -> S:

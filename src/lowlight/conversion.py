@@ -265,6 +265,17 @@ def previous_rows(path: Path) -> dict[str, dict]:
         return {}
 
 
+def gather_shards(shard_dirs: list[Path], converted_dir: Path) -> None:
+    """Put shards converted into folders of their own (one per Kubeflow task) into one folder.
+
+    Images are hard-linked where possible; the shard manifests come along for ``merge_manifests``.
+    """
+    for folder in shard_dirs:
+        for path in sorted(Path(folder).rglob("*")):
+            if path.is_file():
+                reuse(path, converted_dir / path.relative_to(folder))
+
+
 def merge_manifests(converted_dir: Path) -> dict:
     """Combine the shard manifests of ``converted_dir`` into ``converted.parquet``."""
     parts = shard_manifests(converted_dir)

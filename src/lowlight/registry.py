@@ -20,6 +20,7 @@ import mlflow
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
+from lowlight.config import RegisterConfig
 from lowlight.errors import LowlightError
 
 log = logging.getLogger(__name__)
@@ -106,6 +107,22 @@ def check_gate(
             f"by {min_delta:g} dB",
         )
     return Gate(True, f"test PSNR {psnr:.2f} dB beats {baseline} and the current champion")
+
+
+ALREADY_CHAMPION = "already the champion"
+
+
+def gate(c: mlflow.MlflowClient, cfg: RegisterConfig, metrics: dict, version: str = "") -> Gate:
+    """The gate for a model with these test ``metrics`` (``version``: if already registered)."""
+    champion = alias_holder(c, cfg.model_name, CHAMPION)
+    if champion is not None and str(champion.version) == version:
+        return Gate(True, ALREADY_CHAMPION)
+    champion_psnr = float(champion.tags[f"{TAG}test_psnr"]) if champion else None
+    baseline = metrics.get(cfg.baseline, {}).get("overall", {}).get("psnr")
+    return check_gate(
+        metrics["model"]["overall"]["psnr"], baseline, cfg.baseline, champion_psnr,
+        cfg.min_delta, cfg.baseline_margin,
+    )  # fmt: skip
 
 
 def now() -> str:

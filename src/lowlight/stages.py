@@ -35,8 +35,32 @@ from lowlight.config import (
     TrainConfig,
 )
 from lowlight.errors import DatasetError, LowlightError
+from lowlight.raw import RAW_SUFFIXES
 
 log = logging.getLogger(__name__)
+
+
+def ingest(source: str, out: Path, repo: str | None = None, rev: str | None = None) -> dict:
+    """Copy a RAW folder to ``out``: from an ``s3://`` URI, a local path, or ``source`` inside
+    the DVC-tracked git repository ``repo`` at revision ``rev`` (pulled from its DVC remote)."""
+    out = Path(out)
+    start = time.perf_counter()
+    with storage.staged_dir(out) as staging:
+        if repo:
+            storage.copy_from_dvc(repo, rev or None, source, staging)
+        else:
+            storage.copy_tree(source, staging)
+        files = {p: p.stat().st_size for p in staging.rglob("*") if p.is_file()}
+        if not files:
+            raise DatasetError(f"{source}: no files to ingest")
+    return {
+        "source": f"{repo}@{rev or 'HEAD'}:{source}" if repo else source,
+        "files": len(files),
+        "raw_files": sum(1 for p in files if p.suffix.lower() in RAW_SUFFIXES),
+        "megabytes": round(sum(files.values()) / 1e6, 1),
+        "seconds": round(time.perf_counter() - start, 1),
+        "out": str(out),
+    }
 
 
 def synth(cfg: SynthConfig, out: Path, seed: int) -> dict:
@@ -120,9 +144,17 @@ def convert_jobs(
     return rows
 
 
-def merge_convert(out: Path) -> dict:
-    """Combine shard manifests written by ``convert(..., shard=(i, n))``."""
-    return conversion.merge_manifests(Path(out))
+def merge_convert(out: Path, shard_dirs: list[Path] | None = None) -> dict:
+    """Combine shard manifests written by ``convert(..., shard=(i, n))``.
+
+    With ``shard_dirs`` (each shard converted into its own folder), ``out`` is built from them.
+    """
+    if not shard_dirs:
+        return conversion.merge_manifests(Path(out))
+    with storage.staged_dir(out) as staging:
+        conversion.gather_shards([Path(d) for d in shard_dirs], staging)
+        summary = conversion.merge_manifests(staging)
+    return {**summary, "manifest": str(Path(out) / conversion.MANIFEST)}
 
 
 def pair(cfg: PairConfig, converted: Path, pairs_path: Path, lists_dir: Path | None = None) -> dict:
@@ -141,7 +173,7 @@ def pair(cfg: PairConfig, converted: Path, pairs_path: Path, lists_dir: Path | N
         frames.append(sid.Frame(stem, name, row["iso"]))
         outputs[stem] = row["output"]
     lists = {}
-    for folder in [lists_dir] if lists_dir else [Path(raw_dir), Path(raw_dir).parent]:
+    for folder in [Path(lists_dir)] if lists_dir else [Path(raw_dir), Path(raw_dir).parent]:
         if folder and folder.is_dir():
             lists.update(sid.read_list_files(folder))
     found = sid.pair_frames(frames, cfg.select, lists)
@@ -439,9 +471,12 @@ def register(
     mlflow_cfg: MlflowConfig,
     models_dir: Path,
     reports_dir: Path,
+    out: Path | None = None,
 ) -> dict:
     """Log the generator as a pyfunc model under its training run, register it with lineage,
-    make it ``challenger`` and, if it passes the gate, ``champion``."""
+    make it ``challenger`` and, if it passes the gate, ``champion``.
+
+    The result goes to ``out`` (default ``reports_dir/registration.json``)."""
     import tempfile
 
     import mlflow
@@ -467,18 +502,9 @@ def register(
                 info = pyfunc.log_generator(models_dir, infer, Path(staging))
             version = mlflow.register_model(info.model_uri, name, tags=tags)
         c.set_registered_model_alias(name, registry.CHALLENGER, version.version)
-        champion = registry.alias_holder(c, name, registry.CHAMPION)
-        if champion is not None and str(champion.version) == str(version.version):
-            gate = registry.Gate(True, "already the champion")
-        else:
-            champion_psnr = float(champion.tags[f"{registry.TAG}test_psnr"]) if champion else None
-            baseline = metrics.get(cfg.baseline, {}).get("overall", {}).get("psnr")
-            gate = registry.check_gate(
-                metrics["model"]["overall"]["psnr"], baseline, cfg.baseline, champion_psnr,
-                cfg.min_delta, cfg.baseline_margin,
-            )  # fmt: skip
-            if gate.passed:
-                registry.promote(c, name, version.version, registry.CHAMPION)
+        gate = registry.gate(c, cfg, metrics, str(version.version))
+        if gate.passed and gate.reason != registry.ALREADY_CHAMPION:
+            registry.promote(c, name, version.version, registry.CHAMPION)
         aliases = c.get_model_version(name, version.version).aliases
     result = {
         "name": name,
@@ -490,9 +516,21 @@ def register(
         "model_uri": f"models:/{name}/{version.version}",
         "training_run": run_id,
     }
-    with storage.atomic_path(reports_dir / "registration.json") as tmp:
+    with storage.atomic_path(out or reports_dir / "registration.json") as tmp:
         tmp.write_text(json.dumps(result, indent=2) + "\n")
     return result
+
+
+def gate(cfg: RegisterConfig, mlflow_cfg: MlflowConfig, reports_dir: Path) -> dict:
+    """Would the evaluated model become champion? (Kubeflow registers only if it would.)"""
+    from lowlight import registry, tracking
+
+    path = _required(Path(reports_dir) / "metrics.json", "lowlight evaluate")
+    metrics = json.loads(path.read_text())
+    uri = tracking.tracking_uri(mlflow_cfg)
+    with registry.registry_errors(uri):
+        result = registry.gate(registry.client(uri), cfg, metrics)
+    return {"passed": result.passed, "reason": result.reason}
 
 
 def _required(path: Path, command: str) -> Path:

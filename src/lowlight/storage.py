@@ -17,7 +17,10 @@ from pathlib import Path
 
 import pyarrow.fs as pafs
 
+from lowlight.errors import DatasetError
+
 Location = str | Path
+COPY_CHUNK = 8 << 20  # bytes per read when copying from S3: whole RAW files never sit in memory
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 
@@ -71,6 +74,39 @@ def remove(loc: Location) -> None:
 def make_dirs(loc: Location) -> None:
     fs, path = resolve(loc)
     fs.create_dir(path, recursive=True)
+
+
+def copy_tree(source: Location, dest: Path) -> None:
+    """Copy the folder ``source`` (local or ``s3://``) into the local folder ``dest``, streaming."""
+    fs, path = resolve(source)
+    info = fs.get_file_info(path)
+    if info.type != pafs.FileType.Directory:
+        problem = "not found" if info.type == pafs.FileType.NotFound else "not a folder"
+        raise DatasetError(f"{source}: {problem}")
+    for item in fs.get_file_info(pafs.FileSelector(path, recursive=True)):
+        if item.type != pafs.FileType.File:
+            continue
+        target = dest / posixpath.relpath(item.path, path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with fs.open_input_stream(item.path) as src, open(target, "wb") as dst:
+            shutil.copyfileobj(src, dst, COPY_CHUNK)
+
+
+def copy_from_dvc(repo: str, rev: str | None, source: str, dest: Path) -> None:
+    """Copy ``source`` as versioned in the DVC repository ``repo`` (a git URL or path) at git
+    revision ``rev``: what is not in a local cache is pulled from the repository's DVC remote."""
+    from dvc.api import DVCFileSystem
+    from dvc.exceptions import DvcException
+    from scmrepo.exceptions import SCMError
+
+    where = f"{source} in {repo}@{rev or 'HEAD'}"
+    try:
+        fs = DVCFileSystem(repo, rev=rev)
+        if not fs.isdir(source):
+            raise DatasetError(f"{where}: not a folder tracked by git or DVC")
+        fs.get(source.rstrip("/") + "/", str(dest) + "/", recursive=True)
+    except (DvcException, SCMError, OSError) as exc:
+        raise DatasetError(f"{where}: {type(exc).__name__}: {exc}") from exc
 
 
 def temp_for(dest: Location) -> Path:

@@ -1,0 +1,17 @@
+"""Kubeflow components, one per step: thin wrappers that call ``lowlight.stages``.
+
+Each is a lightweight Python component run in the project's one image (infra/Dockerfile) with
+``install_kfp_package=False``: nothing is pip-installed at run time (air-gapped clusters), and
+``kfp.local.SubprocessRunner`` runs the very same functions on a laptop. Their bodies hold only
+imports and calls: KFP ships a component's source, not its module.
+"""
+
+from lowlight.components.convert import convert
+from lowlight.components.evaluate import evaluate
+from lowlight.components.ingest import ingest
+from lowlight.components.pair import pair
+from lowlight.components.patch import patch
+from lowlight.components.register import register
+from lowlight.components.train import train
+
+__all__ = ["ingest", "convert", "pair", "patch", "train", "evaluate", "register"]

@@ -1,0 +1,163 @@
+"""The Kubeflow pipeline compiled to IR: steps, fan-out, GPU request, secrets, parameters."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lowlight import components
+from lowlight.config import Params
+from lowlight.errors import ConfigError
+from lowlight.pipelines import cluster, pipeline, runner
+
+STEPS = ["ingest", "convert", "pair", "patch", "train", "evaluate", "register"]
+
+
+@pytest.fixture(scope="module")
+def ir(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, dict]:
+    out = tmp_path_factory.mktemp("ir") / "pipeline.yaml"
+    summary = runner.compile_pipeline(Params(), out, "registry.example/lowlight:9")
+    assert summary["image"] == "registry.example/lowlight:9"
+    spec, platform = yaml.safe_load_all(out.read_text())
+    return spec, platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+
+
+def test_every_step_is_a_component_in_the_one_image(ir):
+    spec, _ = ir
+    for step in STEPS:
+        assert f"comp-{step}" in spec["components"]
+    executors = spec["deploymentSpec"]["executors"]
+    assert {e["container"]["image"] for e in executors.values()} == {"registry.example/lowlight:9"}
+    for executor in executors.values():
+        command = " ".join(executor["container"]["command"])
+        assert "pip install" not in command  # air-gapped: kfp is baked into the image
+        assert "stages." in command
+
+
+def test_components_are_thin_wrappers_around_stages():
+    for step in STEPS:
+        source = inspect.getsource(getattr(components, step).python_func)
+        body = [line for line in source.splitlines() if line.strip()]
+        assert "stages." in source
+        assert len(body) < 50, f"{step} is not a thin wrapper"
+
+
+def test_convert_fans_out_over_shards_and_pair_collects_them(ir):
+    spec, _ = ir
+    tasks = spec["root"]["dag"]["tasks"]
+    loop = next(t for name, t in tasks.items() if name.startswith("for-loop"))
+    assert loop["parameterIterator"]["items"]["inputParameter"].endswith("ingest-Output")
+    loop_tasks = spec["components"][loop["componentRef"]["name"]]["dag"]["tasks"]
+    assert list(loop_tasks) == ["convert"]
+    shards_input = tasks["pair"]["inputs"]["artifacts"]["shards"]
+    assert "convert" in str(shards_input)  # the collected outputs of every convert task
+    assert spec["components"]["comp-pair"]["inputDefinitions"]["artifacts"]["shards"][
+        "isArtifactList"
+    ]
+
+
+def test_register_runs_only_when_the_gate_passes(ir):
+    spec, _ = ir
+    tasks = spec["root"]["dag"]["tasks"]
+    condition = next(t for name, t in tasks.items() if name.startswith("condition"))
+    assert "evaluate-Output" in condition["triggerPolicy"]["condition"]
+    inner = spec["components"][condition["componentRef"]["name"]]["dag"]["tasks"]
+    assert list(inner) == ["register"]
+    assert "register" not in tasks
+
+
+def test_train_requests_gpus_from_parameters(ir):
+    spec, platform = ir
+    resources = spec["deploymentSpec"]["executors"]["exec-train"]["container"]["resources"]
+    accelerator = resources["accelerator"]
+    assert "pipelinechannel--gpus" in accelerator["resourceCount"]
+    assert "pipelinechannel--accelerator" in accelerator["resourceType"]
+    assert platform["exec-train"]["nodeSelector"]["nodeSelectorJson"]["componentInputParameter"]
+    assert platform["exec-train"]["tolerations"][0]["tolerationJson"]["componentInputParameter"]
+    assert resources["memoryRequest"] > 0 and resources["cpuRequest"] > 0
+
+
+def test_credentials_come_from_kubernetes_secrets_only(ir):
+    spec, platform = ir
+    needs = {"ingest": {cluster.S3_SECRET}, "convert": {cluster.S3_SECRET},
+             "train": set(cluster.SECRETS), "evaluate": set(cluster.SECRETS),
+             "register": set(cluster.SECRETS)}  # fmt: skip
+    for step, secrets in needs.items():
+        config = platform[f"exec-{step}"]
+        found = {s["secretName"]: s for s in config["secretAsEnv"]}
+        assert set(found) == secrets
+        for name in secrets:
+            mapped = {m["secretKey"]: m["envVar"] for m in found[name]["keyToEnv"]}
+            assert mapped == {key: key for key in cluster.SECRETS[name]}
+        config_maps = {c["configMapName"] for c in config["configMapAsEnv"]}
+        assert config_maps == {cluster.CONFIG_MAP}
+    # no credential is a pipeline parameter
+    parameters = spec["root"]["inputDefinitions"]["parameters"]
+    text = yaml.safe_dump(parameters).lower()
+    assert "secret" not in text and "password" not in text and "access_key" not in text
+
+
+def test_retries_caching_and_resources(ir):
+    spec, _ = ir
+    tasks = spec["root"]["dag"]["tasks"]
+    loop = next(t for name, t in tasks.items() if name.startswith("for-loop"))
+    convert = spec["components"][loop["componentRef"]["name"]]["dag"]["tasks"]["convert"]
+    assert tasks["ingest"]["retryPolicy"]["maxRetryCount"] == 2
+    assert convert["retryPolicy"]["maxRetryCount"] == 2
+    assert tasks["train"]["cachingOptions"]["enableCache"] is True
+    assert tasks["evaluate"]["cachingOptions"] == {}  # the gate reads the registry: no cache
+    for executor in spec["deploymentSpec"]["executors"].values():
+        assert executor["container"]["resources"]["memoryLimit"] > 0
+
+
+def test_parameters_mirror_params_yaml(ir):
+    spec, _ = ir
+    parameters = spec["root"]["inputDefinitions"]["parameters"]
+    p = Params()
+    for section in pipeline.SECTIONS:
+        default = parameters[section]["defaultValue"]
+        section_cfg = getattr(p, "register_" if section == "register" else section)
+        assert type(section_cfg).model_validate(default) == section_cfg
+    assert parameters["train"]["defaultValue"]["epochs"] == p.train.epochs
+    assert parameters["source"]["defaultValue"] == p.data.raw_dir
+    assert {"shards", "gpus", "node_selector", "tolerations", "seed"} <= set(parameters)
+
+
+def test_arguments_take_overrides_and_reject_mistakes():
+    args = runner.arguments(Params(), ["train.epochs=7", "shards=3", "source=s3://b/raw"])
+    assert args["train"]["epochs"] == 7 and args["shards"] == 3
+    assert args["source"] == "s3://b/raw"
+    assert args["convert"] == pipeline.defaults(Params())["convert"]
+    with pytest.raises(ConfigError, match="'train' has no key 'epoch'"):
+        runner.arguments(Params(), ["train.epoch=7"])
+    with pytest.raises(ConfigError, match="train.epochs"):
+        runner.arguments(Params(), ["train.epochs=-1"])
+    with pytest.raises(ConfigError, match="unknown parameter"):
+        runner.arguments(Params(), ["nonsense=1"])
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        runner.arguments(Params(), ["train.epochs"])
+
+
+def test_cli_compile_writes_ir(cli, tmp_path: Path):
+    result = cli("pipeline", "compile", tmp_path / "p.yaml", "--params", tmp_path / "none.yaml")
+    assert result.exit_code == 1 and "params file not found" in result.output
+    result = cli("pipeline", "compile", tmp_path / "p.yaml")
+    assert result.exit_code == 0, result.output
+    spec = next(yaml.safe_load_all((tmp_path / "p.yaml").read_text()))
+    assert spec["pipelineInfo"]["name"] == "lowlight"
+    assert {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()} == {
+        cluster.IMAGE
+    }
+
+
+def test_submit_to_an_unreachable_host_is_one_clear_error(cli, tmp_path: Path):
+    from tests.integration.conftest import free_port
+
+    host = f"http://127.0.0.1:{free_port()}"
+    result = cli("pipeline", "submit", "--host", host, "--param", "train.epochs=2")
+    assert result.exit_code == 1
+    assert f"cannot reach Kubeflow Pipelines at {host}" in result.output
+    assert "Traceback" not in result.output
