@@ -56,8 +56,8 @@ bench: demo
 	$(BIN)/python bench/inference.py
 
 lint: install
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src components pipelines infra tests bench
+	$(BIN)/ruff format --check src components pipelines infra tests bench
 
 # MLflow's UI on the local store: runs, sample grids, the registry.
 ui: install

@@ -108,7 +108,7 @@ def build(params: Params) -> GraphComponent:
 
         with dsl.ParallelFor(items=ingest_task.outputs["Output"], name="shards") as shard:
             convert_task = steps.convert(
-                raw=raw, convert_params=convert, shard=shard, shards=shards
+                raw=raw, convert_params=convert, model_params=model, shard=shard, shards=shards
             )
             configure(convert_task, "convert", s3).set_retry(**RETRY)
 
@@ -119,7 +119,11 @@ def build(params: Params) -> GraphComponent:
         converted = pair_task.outputs["converted"]
 
         patch_task = steps.patch(
-            pairs=pair_task.outputs["pairs"], converted=converted, patch_params=patch, seed=seed
+            pairs=pair_task.outputs["pairs"],
+            converted=converted,
+            patch_params=patch,
+            model_params=model,
+            seed=seed,
         )
         configure(patch_task, "patch")
 

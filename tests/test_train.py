@@ -130,3 +130,52 @@ def test_train_outputs_and_mlflow_run(tiny_patches, tmp_path, monkeypatch):
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"train_history.csv", "train_curves.png", "generator.json", "samples"} <= artifacts
     assert not any("secret" in k.lower() or "password" in k.lower() for k in run.data.params)
+
+
+def test_warmup_epochs_are_l1_only_then_the_adversarial_weight():
+    from lowlight.train import adversarial_weight
+
+    cfg = TrainConfig(warmup_epochs=2, lambda_adv=0.5)
+    assert [adversarial_weight(cfg, epoch) for epoch in range(4)] == [0.0, 0.0, 0.5, 0.5]
+    assert adversarial_weight(TrainConfig(), 0) == 1.0  # the default keeps today's GAN
+
+
+def test_zero_adversarial_weight_leaves_the_discriminator_alone():
+    trainer = Trainer.create(ModelConfig(**TINY_MODEL), TrainConfig(), seed=0)
+    before = [p.detach().clone() for p in trainer.discriminator.parameters()]
+    g_before = [p.detach().clone() for p in trainer.generator.parameters()]
+    dark, bright = torch.rand(2, 3, 16, 16), torch.rand(2, 3, 16, 16)
+    losses = train_step(trainer, dark, bright, lambda_adv=0.0)
+    assert losses["adv"] == 0.0 and losses["d_loss"] == 0.0
+    assert losses["g_loss"] == pytest.approx(trainer.lambda_l1 * losses["l1"])
+    after = list(trainer.discriminator.parameters())
+    assert all(torch.equal(a, b) for a, b in zip(before, after, strict=True))
+    assert not all(
+        torch.equal(a, b) for a, b in zip(g_before, trainer.generator.parameters(), strict=True)
+    )
+    train_step(trainer, dark, bright, lambda_adv=1.0)
+    after = list(trainer.discriminator.parameters())
+    assert not all(torch.equal(a, b) for a, b in zip(before, after, strict=True))
+
+
+def test_cosine_schedule_decays_from_lr_to_zero():
+    from lowlight.train import lr_factor, set_lr
+
+    assert [lr_factor("cosine", s, 100) for s in (0, 50, 100, 120)] == pytest.approx(
+        [1.0, 0.5, 0.0, 0.0]
+    )
+    assert lr_factor("constant", 99, 100) == 1.0
+    cfg = TrainConfig(lr=1e-3, lr_d=4e-4)
+    trainer = Trainer.create(ModelConfig(**TINY_MODEL), cfg, seed=0)
+    set_lr(trainer, cfg, 0.5)
+    assert trainer.opt_g.param_groups[0]["lr"] == pytest.approx(5e-4)
+    assert trainer.opt_d.param_groups[0]["lr"] == pytest.approx(2e-4)
+
+
+def test_fit_trains_no_discriminator_during_warmup(tiny_patches, tmp_path):
+    from lowlight.train import fit
+
+    cfg = TrainConfig(**{**TINY_TRAIN, "epochs": 2}, warmup_epochs=1, lr_schedule="cosine")
+    _, progress = fit(ModelConfig(**TINY_MODEL), cfg, tiny_patches, tmp_path, seed=0)
+    first, second = progress.history
+    assert first["d_loss"] == 0.0 and second["d_loss"] > 0.0

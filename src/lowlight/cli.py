@@ -77,6 +77,10 @@ def main(
         bool, typer.Option("--version", callback=version_callback, is_eager=True)
     ] = False,
 ) -> None:
+    root = logging.getLogger()
+    for handler in list(root.handlers):  # left by an earlier in-process run (tests, notebooks)
+        if getattr(getattr(handler, "stream", None), "closed", False):
+            root.removeHandler(handler)
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(message)s",
@@ -141,8 +145,9 @@ def convert(
             return
         if out_dir is None:
             raise ConfigError("convert needs IN and OUT folders")
+        p = load_params(params)
         cfg = override(
-            load_params(params).convert,
+            p.convert,
             "convert",
             format=format,
             quality=quality,
@@ -151,7 +156,8 @@ def convert(
             ratio=parse_ratio(ratio),
             workers=workers,
         )
-        summary = stages.convert(cfg, in_dir, out_dir, parse_shard(shard) if shard else None)
+        summary = stages.convert(cfg, in_dir, out_dir, parse_shard(shard) if shard else None,
+                                 packed=p.model.input == "bayer")  # fmt: skip
         show("convert", summary)
 
 
@@ -192,7 +198,8 @@ def patch(
             p.patch, "patch", size=size, stride=stride, format=format, max_per_image=max_per_image
         )
         seed = seed if seed is not None else p.seed
-        show("patch", stages.patch(cfg, pairs_path, out_dir, seed, images))
+        packed = p.model.input == "bayer"
+        show("patch", stages.patch(cfg, pairs_path, out_dir, seed, images, packed))
 
 
 @app.command()

@@ -89,12 +89,23 @@ class PatchConfig(Section):
 
 
 class ModelConfig(Section):
-    input: Literal["rgb"] = "rgb"
+    input: Literal["rgb", "bayer"] = Field(
+        "rgb",
+        description="rgb: the amplified sRGB conversion (the seed); bayer: the packed RAW "
+        "mosaic (4 channels, half size, as in the SID paper) -> RGB at full size",
+    )
     depth: int = Field(3, ge=1, le=6, description="U-Net levels (poolings)")
     width: int = Field(16, ge=4, description="channels of the first level, doubled per level")
+    residual: bool = Field(False, description="rgb input: predict the correction to the input")
     disc_width: int = Field(32, ge=4)
     disc_hidden: int = Field(256, ge=8)
     dropout: float = Field(0.3, ge=0, lt=1)
+
+    @model_validator(mode="after")
+    def _residual_needs_rgb(self) -> ModelConfig:
+        if self.residual and self.input != "rgb":
+            raise ValueError("residual needs input rgb (a packed Bayer input is not an image)")
+        return self
 
 
 class TrainConfig(Section):
@@ -105,6 +116,15 @@ class TrainConfig(Section):
     betas: tuple[float, float] = (0.5, 0.999)
     lambda_l1: float = Field(100.0, ge=0, description="weight of L1 against the adversarial loss")
     adversarial: Literal["bce", "lsgan"] = "bce"
+    lambda_adv: float = Field(
+        1.0, ge=0, description="weight of the adversarial loss; 0 = L1 only, D is not trained"
+    )
+    warmup_epochs: int = Field(
+        0, ge=0, description="first epochs with L1 only (adversarial weight 0, D not trained)"
+    )
+    lr_schedule: Literal["constant", "cosine"] = Field(
+        "constant", description="constant, or cosine decay to 0 over all epochs' steps"
+    )
     device: Literal["auto", "cpu", "cuda"] = "auto"
     amp: bool = Field(True, description="mixed precision on CUDA (ignored on CPU)")
     workers: int = Field(1, ge=0, description="DataLoader worker processes")

@@ -22,15 +22,16 @@ import pyarrow.parquet as pq
 
 from lowlight import __version__
 from lowlight.config import ConvertConfig
-from lowlight.errors import DatasetError, LowlightError
-from lowlight.imageio import BITS, SUFFIX, write_image
-from lowlight.raw import RAW_SUFFIXES, decode
+from lowlight.errors import ConfigError, DatasetError, LowlightError
+from lowlight.imageio import BITS, SUFFIX, write_image, write_packed
+from lowlight.raw import RAW_SUFFIXES, decode, decode_packed
 from lowlight.sid import exposure_ratio, parse_name
 from lowlight.storage import atomic_path
 
 log = logging.getLogger(__name__)
 
 MANIFEST = "converted.parquet"
+PACKED_SUFFIX = ".bayer.png"  # packed Bayer inputs beside the RGB conversion
 # SID's long exposures are 10 s or 30 s and its short ones 0.1 s or less: 1 s separates them.
 LONG_EXPOSURE_MIN = 1.0
 MANIFEST_SCHEMA = pa.schema(
@@ -47,6 +48,7 @@ MANIFEST_SCHEMA = pa.schema(
         ("status", pa.string()),  # ok | failed
         ("error", pa.string()),
         ("settings", pa.string()),  # what produced the output; unchanged -> skip on re-run
+        ("packed", pa.string()),  # packed Bayer (model.input: bayer), relative; null otherwise
     ]
 )
 
@@ -57,6 +59,7 @@ class Job:
     output: str
     gain: float | str  # a number or "auto"
     exposure: float | None  # from the SID name, when it has one
+    packed: str | None = None  # where the packed Bayer input goes (model.input: bayer)
 
 
 def list_raw_files(raw_dir: Path) -> list[str]:
@@ -84,11 +87,14 @@ def parse_shard(text: str) -> tuple[int, int]:
     return index, count
 
 
-def plan_jobs(files: list[str], cfg: ConvertConfig) -> list[Job]:
+def plan_jobs(files: list[str], cfg: ConvertConfig, packed: bool = False) -> list[Job]:
     """One job per file with its gain: SID shorts by exposure ratio, others by ``cfg.ratio``.
 
     The ratio uses the longest exposure of the same scene among ALL files (not only a shard's).
+    ``packed``: amplified frames (the model's inputs) also get a packed Bayer output.
     """
+    if packed and not cfg.amplify:
+        raise ConfigError("model.input bayer packs amplified frames: set convert.amplify: true")
     names = {f: parse_name(f) for f in files}
     longest: dict[str, float] = defaultdict(float)
     for name in names.values():
@@ -112,7 +118,10 @@ def plan_jobs(files: list[str], cfg: ConvertConfig) -> list[Job]:
             gain = fallback
             missing_long.add(name.scene_id)
         output = Path(source).with_suffix(SUFFIX[cfg.format]).as_posix()
-        jobs.append(Job(source, output, gain, name.exposure if name else None))
+        bayer = (
+            Path(source).with_suffix(PACKED_SUFFIX).as_posix() if packed and gain != 1.0 else None
+        )
+        jobs.append(Job(source, output, gain, name.exposure if name else None, bayer))
     if missing_long:
         log.warning(
             "no long exposure for scene(s) %s: their frames get gain %s (set --ratio)",
@@ -126,6 +135,8 @@ def settings_key(job: Job, cfg: ConvertConfig) -> str:
     """Everything that changes the output bytes of a job."""
     keys = {"format": cfg.format, "quality": cfg.quality, "half_size": cfg.half_size}
     keys["gain"] = job.gain
+    if job.packed:
+        keys["packed"] = PACKED_SUFFIX
     if job.gain == "auto":
         keys.update(auto_target=cfg.auto_target, max_ratio=cfg.max_ratio)
     return json.dumps(keys, sort_keys=True)
@@ -165,8 +176,11 @@ def convert_one(
         and previous["source_sha256"] == row["source_sha256"]
         and previous["settings"] == row["settings"]
         and (previous_dir / previous["output"]).exists()
+        and (not job.packed or (previous_dir / job.packed).exists())
     ):
         reuse(previous_dir / previous["output"], out_dir / previous["output"])
+        if job.packed:
+            reuse(previous_dir / job.packed, out_dir / job.packed)
         return {**previous, "status": "ok", "error": None, "skipped": True}
     try:
         image, meta, gain = decode(
@@ -178,6 +192,10 @@ def convert_one(
             max_gain=cfg.max_ratio,
         )
         write_image(out_dir / job.output, image, cfg.format, cfg.quality)
+        if job.packed:
+            # the same gain as the RGB output, so that "auto" packs what it converted
+            packed, _, _ = decode_packed(raw_dir / job.source, gain)
+            write_packed(out_dir / job.packed, packed)
     except LowlightError as exc:
         log.warning("%s", exc)
         return {**row, "status": "failed", "error": str(exc)}
@@ -190,6 +208,7 @@ def convert_one(
         height=meta.height,
         gain=gain,
         status="ok",
+        packed=job.packed,
     )
     return row
 

@@ -56,6 +56,9 @@ class PatchStream(IterableDataset):
         world_size: int | None = None,
     ):
         self.spec, self.groups = patches.scan(folder)
+        # A flip or quarter turn of a packed Bayer mosaic changes its colour layout (RGGB ->
+        # GRBG ...): the channels would no longer mean R, G, G, B. Bayer patches go unaugmented.
+        augment = augment and self.spec.input == "rgb"
         self.seed, self.shuffle_buffer, self.augment = seed, shuffle_buffer, augment
         self.rank, self.world_size = rank, world_size
         self.epoch = 0

@@ -29,6 +29,8 @@ class DngMeta:
     fnumber: float = 8.0
     make: str = "lowlight"
     model: str = "synthetic RGGB"
+    cfa: str = "RGGB"  # the 2x2 layout: RGGB, GRBG, GBRG or BGGR
+    orientation: int = 1  # TIFF/EXIF orientation: 1 upright, 3 180, 6 90 CW, 8 90 CCW
 
 
 def _rational(value: float, denominator: int = 10000) -> list[int]:
@@ -37,7 +39,8 @@ def _rational(value: float, denominator: int = 10000) -> list[int]:
 
 
 def write_dng(path: Path, bayer: np.ndarray, meta: DngMeta) -> Path:
-    """Write an RGGB mosaic (uint16, HxW) as an uncompressed DNG, atomically."""
+    """Write a Bayer mosaic (uint16, HxW, layout ``meta.cfa``) as an uncompressed DNG,
+    atomically."""
     if bayer.dtype != np.uint16 or bayer.ndim != 2:
         raise ValueError(f"expected an HxW uint16 mosaic, got {bayer.dtype} {bayer.shape}")
     height, width = bayer.shape
@@ -46,12 +49,12 @@ def write_dng(path: Path, bayer: np.ndarray, meta: DngMeta) -> Path:
     tags.set(Tag.ImageLength, height)
     tags.set(Tag.TileWidth, width)
     tags.set(Tag.TileLength, height)
-    tags.set(Tag.Orientation, 1)
+    tags.set(Tag.Orientation, meta.orientation)
     tags.set(Tag.PhotometricInterpretation, PhotometricInterpretation.Color_Filter_Array)
     tags.set(Tag.SamplesPerPixel, 1)
     tags.set(Tag.BitsPerSample, 16)
     tags.set(Tag.CFARepeatPatternDim, [2, 2])
-    tags.set(Tag.CFAPattern, CFAPattern.RGGB)
+    tags.set(Tag.CFAPattern, getattr(CFAPattern, meta.cfa))
     tags.set(Tag.BlackLevel, meta.black_level)
     tags.set(Tag.WhiteLevel, meta.white_level)
     tags.set(Tag.ColorMatrix1, [_rational(v) for v in XYZ_TO_SRGB.ravel()])

@@ -20,14 +20,18 @@ log = logging.getLogger(__name__)
 RATIO_BUCKETS = (100, 250, 300)
 
 
-def crop_center(image: np.ndarray, crop: tuple[int, int] | None) -> np.ndarray:
-    """The central ``crop`` (H, W) of an image, or the image when ``crop`` is None or larger."""
+def crop_center(image: np.ndarray, crop: tuple[int, int] | None, scale: int = 1) -> np.ndarray:
+    """The central ``crop`` (H, W) of an image, or the image when ``crop`` is None or larger.
+
+    ``scale`` 2: the same region of an image twice the size of ``crop``'s reference (the RGB
+    images beside a packed Bayer input), so both crops stay aligned.
+    """
     if crop is None:
         return image
-    height, width = image.shape[:2]
-    h, w = min(crop[0], height), min(crop[1], width)
+    height, width = image.shape[0] // scale, image.shape[1] // scale
+    h, w = min(crop[0] // scale, height), min(crop[1] // scale, width)
     y, x = (height - h) // 2, (width - w) // 2
-    return image[y : y + h, x : x + w]
+    return image[y * scale : (y + h) * scale, x * scale : (x + w) * scale]
 
 
 def ratio_bucket(ratio: float) -> int:

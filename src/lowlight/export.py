@@ -69,7 +69,8 @@ def export_onnx(models_dir: Path, out: Path, int8: bool = False) -> dict:
             quantised.replace(tmp)
     # A quick self-check that the file loads and runs.
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
-    probe = np.random.default_rng(0).random((1, 3, multiple, 2 * multiple), dtype=np.float32)
+    channels = generator.config["in_channels"]
+    probe = np.random.default_rng(0).random((1, channels, multiple, 2 * multiple), np.float32)
     session.run(None, {"image": probe})
     return {"out": str(out), "bytes": out.stat().st_size, "int8": int8, "multiple": multiple}
 

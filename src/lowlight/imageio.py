@@ -56,6 +56,30 @@ def read_image(loc: storage.Location) -> np.ndarray:
     return decode_image(data, str(loc))
 
 
+def write_packed(path: Path, packed: np.ndarray) -> Path:
+    """A packed Bayer array (HxWx4 float in [0, 1]) as a 16-bit 4-channel PNG, channels kept in
+    order (OpenCV writes and reads 4 channels back unswapped)."""
+    data = np.rint(np.clip(packed, 0.0, 1.0) * 65535).astype(np.uint16)
+    ok, encoded = cv2.imencode(".png", data, [cv2.IMWRITE_PNG_COMPRESSION, 3])
+    if not ok:
+        raise ValueError(f"OpenCV could not encode a {packed.shape} packed Bayer array")
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(encoded.tobytes())
+    return path
+
+
+def read_packed(loc: storage.Location) -> np.ndarray:
+    """A packed Bayer PNG (``write_packed``) -> HxWx4 uint16."""
+    try:
+        data = storage.read_bytes(loc)
+    except (FileNotFoundError, OSError) as exc:
+        raise DatasetError(f"{loc}: missing or unreadable packed Bayer file ({exc})") from None
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if image is None or image.ndim != 3 or image.shape[2] != 4 or image.dtype != np.uint16:
+        raise DatasetError(f"{loc}: not a packed Bayer PNG (16-bit, 4 channels)")
+    return image
+
+
 def to_dtype(image: np.ndarray, dtype: str) -> np.ndarray:
     """Rescale between 8 and 16 bits (x257 keeps white white), or return as is."""
     target = np.dtype(dtype)

@@ -60,9 +60,11 @@ def load_onnx(path: Path) -> tuple[TileFn, dict]:
 
     def run(tiles: np.ndarray) -> np.ndarray:
         padded, height, width = pad_to_multiple(tiles, multiple)
-        return session.run(None, {name: padded})[0][..., :height, :width]
+        out = session.run(None, {name: padded})[0]
+        scale = out.shape[-1] // padded.shape[-1]
+        return out[..., : height * scale, : width * scale]
 
-    return run, dict(meta)
+    return run, {key.removeprefix("lowlight."): value for key, value in meta.items()}
 
 
 def load_model(location: str | Path, device: str = "auto") -> tuple[TileFn, dict]:
@@ -105,7 +107,8 @@ def from_unit(image: np.ndarray, dtype: np.dtype) -> np.ndarray:
 def enhance(
     image: np.ndarray, model: TileFn, tile: int, overlap: int, batch: int = 4
 ) -> np.ndarray:
-    """Enhance a whole HxWx3 image in float [0, 1] (clamped), tile by tile."""
+    """Enhance a whole image in float [0, 1] (clamped), tile by tile: HxWx3 RGB, or a packed
+    Bayer HxWx4 for a bayer model (then the tile and overlap are in packed pixels)."""
     return np.clip(blend_tiles(image, model, tile, overlap, batch), 0.0, 1.0)
 
 

@@ -24,16 +24,24 @@ PAIRS_SCHEMA = pa.schema(
         ("bright_exposure", pa.float64()),
         ("ratio", pa.float64()),
         ("iso", pa.int32()),
+        ("dark_packed", pa.string()),  # packed Bayer of the dark frame (model.input: bayer)
     ]
 )
 
 
-def write_pairs(path: Path, pairs: list[Pair], outputs: dict[str, str], converted_dir: str) -> None:
+def write_pairs(
+    path: Path,
+    pairs: list[Pair],
+    outputs: dict[str, str],
+    converted_dir: str,
+    packed: dict[str, str | None] | None = None,
+) -> None:
     """Write ``pairs`` with dark/bright stems replaced by their converted files' paths."""
     rows = []
     for pair in pairs:
         row = asdict(pair)
         row["dark"], row["bright"] = outputs[pair.dark], outputs[pair.bright]
+        row["dark_packed"] = (packed or {}).get(pair.dark)
         rows.append(row)
     table = pa.Table.from_pylist(rows, schema=PAIRS_SCHEMA)
     table = table.replace_schema_metadata(

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 from lowlight import __version__, imageio, storage
 from lowlight.config import PatchConfig
-from lowlight.errors import DatasetError
+from lowlight.errors import ConfigError, DatasetError
 
 PART_NAME = "part-{index:05d}.parquet"
 DTYPES = {"uint8": np.uint8, "uint16": np.uint16}
@@ -83,17 +83,35 @@ class PatchSpec:
     bright_shape: tuple[int, int, int] = (0, 0, 0)
     pairs_sha256: str = ""
     extra: dict = field(default_factory=dict)
+    input: str = "rgb"  # model.input the dark patches are for: rgb | bayer
+    dark_dtype: str = ""  # "" = dtype; packed Bayer is always uint16
 
     @classmethod
     def rgb(cls, size: int, stride: int, dtype: str = "uint8", pairs_sha256: str = "") -> PatchSpec:
         return cls(size, stride, dtype, (size, size, 3), (size, size, 3), pairs_sha256)
 
+    @classmethod
+    def bayer(
+        cls, size: int, stride: int, dtype: str = "uint8", pairs_sha256: str = ""
+    ) -> PatchSpec:
+        """Packed Bayer darks (half the size, 4 channels, uint16) under full-size RGB brights."""
+        if size % 2 or stride % 2:
+            raise ConfigError(f"model.input bayer needs an even patch size and stride, got "
+                              f"{size} and {stride}")  # fmt: skip
+        half = size // 2
+        return cls(size, stride, dtype, (half, half, 4), (size, size, 3), pairs_sha256,
+                   input="bayer", dark_dtype="uint16")  # fmt: skip
+
+    @property
+    def dark_pixels(self) -> str:
+        return self.dark_dtype or self.dtype
+
     @property
     def channels(self) -> int:
         return self.dark_shape[2]
 
-    def nbytes(self, shape: tuple[int, int, int]) -> int:
-        return int(np.prod(shape)) * np.dtype(self.dtype).itemsize
+    def nbytes(self, shape: tuple[int, int, int], dtype: str = "") -> int:
+        return int(np.prod(shape)) * np.dtype(dtype or self.dtype).itemsize
 
     def schema(self) -> pa.Schema:
         fields = [
@@ -102,7 +120,7 @@ class PatchSpec:
             ("ratio", pa.float32()),
             ("y", pa.int32()),
             ("x", pa.int32()),
-            ("dark", pa.binary(self.nbytes(self.dark_shape))),
+            ("dark", pa.binary(self.nbytes(self.dark_shape, self.dark_pixels))),
             ("bright", pa.binary(self.nbytes(self.bright_shape))),
         ]
         return pa.schema(fields, metadata=self.metadata())
@@ -116,6 +134,8 @@ class PatchSpec:
             "dark_shape": list(self.dark_shape),
             "bright_shape": list(self.bright_shape),
             "pairs_sha256": self.pairs_sha256,
+            "input": self.input,
+            "dark_dtype": self.dark_pixels,
             "lowlight_version": __version__,
             **self.extra,
         }
@@ -137,6 +157,9 @@ class PatchSpec:
                 dark_shape=tuple(values["dark_shape"]),
                 bright_shape=tuple(values["bright_shape"]),
                 pairs_sha256=values.get("pairs_sha256", ""),
+                input=values.get("input", "rgb"),
+                # "" when the darks share the brights' dtype, as the spec was made
+                dark_dtype=values.get("dark_dtype", values["dtype"]).replace(values["dtype"], ""),
             )
         except KeyError as exc:
             raise DatasetError(f"{source}: not a lowlight patch file (no {exc} metadata)") from None
@@ -188,14 +211,14 @@ class PatchWriter:
         bright: np.ndarray,
     ) -> None:
         """Add the windows of one pair (N starts, N dark and N bright windows)."""
-        dtype = DTYPES[self.spec.dtype]
+        dtype, dark_dtype = DTYPES[self.spec.dtype], DTYPES[self.spec.dark_pixels]
         for i in range(len(starts)):
             self._buffer["pair_id"].append(pair_id)
             self._buffer["scene_id"].append(scene_id)
             self._buffer["ratio"].append(ratio)
             self._buffer["y"].append(int(starts[i][0]))
             self._buffer["x"].append(int(starts[i][1]))
-            self._buffer["dark"].append(np.ascontiguousarray(dark[i], dtype=dtype).tobytes())
+            self._buffer["dark"].append(np.ascontiguousarray(dark[i], dark_dtype).tobytes())
             self._buffer["bright"].append(np.ascontiguousarray(bright[i], dtype=dtype).tobytes())
             self._buffered += 1
             if self._buffered >= self.row_group:
@@ -291,7 +314,7 @@ def scan(folder: storage.Location) -> tuple[PatchSpec, list[RowGroup]]:
 def read_row_group(group: RowGroup, spec: PatchSpec) -> tuple[np.ndarray, np.ndarray, pa.Table]:
     """(dark N x H x W x C, bright N x H x W x C, the other columns) of one row group."""
     table = open_part(group.path).read_row_group(group.index)
-    dark = decode_pixels(table.column("dark"), spec.dark_shape, spec.dtype)
+    dark = decode_pixels(table.column("dark"), spec.dark_shape, spec.dark_pixels)
     bright = decode_pixels(table.column("bright"), spec.bright_shape, spec.dtype)
     return dark, bright, table.drop_columns(["dark", "bright"])
 
@@ -304,22 +327,37 @@ def iter_patches(folder: storage.Location) -> Iterator[tuple[np.ndarray, np.ndar
 
 
 def cut_pair(
-    row: dict, images: storage.Location, cfg: PatchConfig, seed: int
+    row: dict, images: storage.Location, cfg: PatchConfig, seed: int, packed: bool = False
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | str:
-    """(starts, dark windows, bright windows) of one pair, or why it has to be skipped."""
-    dark_loc, bright_loc = storage.join(images, row["dark"]), storage.join(images, row["bright"])
+    """(starts, dark windows, bright windows) of one pair, or why it has to be skipped.
+
+    ``packed``: the dark windows come from the packed Bayer mosaic, at half the coordinates
+    and half the size of the bright windows.
+    """
+    dark_name = row["dark_packed"] if packed else row["dark"]
+    if dark_name is None:
+        return (
+            f"pair {row['pair_id']} skipped: no packed Bayer input; convert for model.input bayer"
+        )
+    dark_loc, bright_loc = storage.join(images, dark_name), storage.join(images, row["bright"])
     try:
-        dark, bright = imageio.read_image(dark_loc), imageio.read_image(bright_loc)
+        read = imageio.read_packed if packed else imageio.read_image
+        dark, bright = read(dark_loc), imageio.read_image(bright_loc)
     except DatasetError as exc:
         return f"pair {row['pair_id']} skipped ({dark_loc}, {bright_loc}): {exc}"
-    if dark.shape != bright.shape:
+    scale = 2 if packed else 1
+    if packed and bright.shape[0] // 2 == dark.shape[0] and bright.shape[1] // 2 == dark.shape[1]:
+        bright = bright[: 2 * dark.shape[0], : 2 * dark.shape[1]]  # packing drops odd edges
+    if bright.shape[:2] != (dark.shape[0] * scale, dark.shape[1] * scale):
         return (
             f"pair {row['pair_id']} skipped: {dark_loc} is {dark.shape[1]}x{dark.shape[0]} "
             f"but {bright_loc} is {bright.shape[1]}x{bright.shape[0]}"
         )
-    dark, bright = imageio.to_dtype(dark, cfg.format), imageio.to_dtype(bright, cfg.format)
-    starts, dark_windows = cut_windows(dark, cfg.size, cfg.stride)
+    bright = imageio.to_dtype(bright, cfg.format)
+    dark = dark if packed else imageio.to_dtype(dark, cfg.format)
+    starts, dark_windows = cut_windows(dark, cfg.size // scale, cfg.stride // scale)
     _, bright_windows = cut_windows(bright, cfg.size, cfg.stride)
+    starts = starts * scale
     if cfg.max_per_image is not None and len(starts) > cfg.max_per_image:
         rng = np.random.default_rng([seed, zlib.crc32(row["pair_id"].encode())])
         keep = np.sort(rng.choice(len(starts), cfg.max_per_image, replace=False))

@@ -70,6 +70,80 @@ def estimate_gain(level: float, target: float, cap: float) -> float:
     return float(np.clip(target / max(level, 1e-6), 1.0, cap))
 
 
+def pack_bayer(
+    mosaic: np.ndarray, colors: np.ndarray, desc: str, black: np.ndarray, white: int, gain: float
+) -> np.ndarray:
+    """A 2x2 Bayer mosaic -> (H/2, W/2, 4) float32 in [0, 1], channels R, G, G, B whatever the
+    sensor's layout: black-subtracted, scaled by the white level, amplified by ``gain``.
+
+    ``colors`` is the per-pixel colour index into ``desc`` (LibRaw's ``raw_colors`` and
+    ``color_desc``, e.g. "RGBG"); ``black`` the black level per colour index. Odd edges are
+    dropped so that the output at twice the size lines up with the RGB conversion.
+    """
+    height, width = mosaic.shape[0] // 2 * 2, mosaic.shape[1] // 2 * 2
+    block = colors[:2, :2]
+    names = [desc[i] for i in block.ravel()]
+    if sorted(names) != ["B", "G", "G", "R"] or not np.array_equal(
+        np.tile(block, (height // 2, width // 2)), colors[:height, :width]
+    ):
+        raise ValueError(f"not a 2x2 RGGB-type Bayer sensor (colours {desc!r}, block {names})")
+    offsets = [divmod(int(i), 2) for i in np.argsort([BAYER_ORDER.index(n) for n in names],
+                                                     kind="stable")]  # fmt: skip
+    planes = []
+    for dy, dx in offsets:
+        plane = mosaic[dy:height:2, dx:width:2].astype(np.float32)
+        level = np.float32(black[int(colors[dy, dx])])
+        planes.append((plane - level) * (np.float32(gain) / max(white - level, 1.0)))
+    return np.clip(np.stack(planes, axis=-1), 0.0, 1.0)
+
+
+# Channel order of packed Bayer arrays (the SID paper's): R, G, G, B.
+BAYER_ORDER = "RGGB"
+
+
+def decode_packed(
+    path: Path, gain: float | str = 1.0, *, auto_target: float = 0.18, max_gain: float = 300.0
+) -> tuple[np.ndarray, float, int]:
+    """``path``'s Bayer mosaic packed (``pack_bayer``), its gain and LibRaw's flip code
+    (0 none, 3 180 degrees, 5 90 CCW, 6 90 CW: how to turn the result upright)."""
+    try:
+        with rawpy.imread(str(path)) as raw:
+            mosaic = raw.raw_image_visible
+            colors = raw.raw_colors_visible
+            desc = raw.color_desc.decode()
+            black = np.asarray(raw.black_level_per_channel, np.float32)
+            white = int(raw.white_level)
+            if gain == "auto":
+                gain = estimate_gain(
+                    linear_level(mosaic, black[colors], white), auto_target, max_gain
+                )
+            packed = pack_bayer(mosaic, colors, desc, black, white, float(gain))
+            flip = int(raw.sizes.flip)
+    except (rawpy.LibRawError, rawpy.NotSupportedError, OSError, ValueError) as exc:
+        reason = str(exc) or type(exc).__name__
+        raise RawDecodeError(f"{path}: cannot pack the Bayer mosaic ({reason})") from exc
+    return packed, float(gain), flip
+
+
+def preview_packed(packed: np.ndarray) -> np.ndarray:
+    """A packed Bayer array as a viewable RGB image twice its size: (R, mean G, B), no white
+    balance or colour matrix, the sRGB curve approximated by a 1/2.2 power."""
+    rgb = np.stack([packed[..., 0], packed[..., 1:3].mean(axis=-1), packed[..., 3]], axis=-1)
+    rgb = np.clip(rgb, 0.0, 1.0) ** (1 / 2.2)
+    return np.repeat(np.repeat(rgb, 2, axis=0), 2, axis=1).astype(np.float32)
+
+
+def upright(image: np.ndarray, flip: int) -> np.ndarray:
+    """Turn an image the way LibRaw's flip code says (what postprocess does to its output)."""
+    if flip == 3:
+        return image[::-1, ::-1]
+    if flip == 5:
+        return np.rot90(image, 1)
+    if flip == 6:
+        return np.rot90(image, -1)
+    return image
+
+
 def _black_levels(raw: rawpy.RawPy) -> np.ndarray | np.float32:
     """One black level when all channels share it, else the per-pixel map."""
     levels = np.asarray(raw.black_level_per_channel, dtype=np.float32)

@@ -87,16 +87,21 @@ def synth(cfg: SynthConfig, out: Path, seed: int) -> dict:
 
 
 def convert(
-    cfg: ConvertConfig, raw_dir: Path, out: Path, shard: tuple[int, int] | None = None
+    cfg: ConvertConfig,
+    raw_dir: Path,
+    out: Path,
+    shard: tuple[int, int] | None = None,
+    packed: bool = False,
 ) -> dict:
     """Convert every RAW under ``raw_dir`` (or one shard of them) and write the manifest.
 
     A whole conversion is built in a staging folder that replaces ``out`` only on success
     (unchanged files are linked over from the previous output); a shard writes into ``out``.
+    ``packed`` (model.input: bayer): amplified frames also get their packed Bayer mosaic.
     """
     start = time.perf_counter()
     raw_dir, out = Path(raw_dir), Path(out)
-    jobs = conversion.plan_jobs(conversion.list_raw_files(raw_dir), cfg)
+    jobs = conversion.plan_jobs(conversion.list_raw_files(raw_dir), cfg, packed)
     if shard is not None:
         jobs = jobs[shard[0] :: shard[1]]
     previous = conversion.previous_rows(out / conversion.manifest_name(shard))
@@ -163,7 +168,7 @@ def pair(cfg: PairConfig, converted: Path, pairs_path: Path, lists_dir: Path | N
     table, raw_dir = conversion.read_manifest(converted)
     rows = table.to_pylist()
     ok = [r for r in rows if r["status"] == "ok"]
-    frames, outputs, unnamed = [], {}, 0
+    frames, outputs, packed, unnamed = [], {}, {}, 0
     for row in ok:
         name = sid.parse_name(row["source"])
         if name is None:
@@ -171,7 +176,7 @@ def pair(cfg: PairConfig, converted: Path, pairs_path: Path, lists_dir: Path | N
             continue
         stem = Path(row["source"]).stem
         frames.append(sid.Frame(stem, name, row["iso"]))
-        outputs[stem] = row["output"]
+        outputs[stem], packed[stem] = row["output"], row["packed"]
     lists = {}
     for folder in [Path(lists_dir)] if lists_dir else [Path(raw_dir), Path(raw_dir).parent]:
         if folder and folder.is_dir():
@@ -182,7 +187,7 @@ def pair(cfg: PairConfig, converted: Path, pairs_path: Path, lists_dir: Path | N
             f"{converted}: no (short, long) pairs among {len(ok)} converted frames "
             "(no long exposures, or no SID-named files)"
         )
-    pairs.write_pairs(Path(pairs_path), found, outputs, str(converted))
+    pairs.write_pairs(Path(pairs_path), found, outputs, str(converted), packed)
     splits = {s: sum(1 for p in found if p.split == s) for s in sid.SPLITS}
     ratios = sorted({round(p.ratio) for p in found})
     return {
@@ -202,14 +207,20 @@ def patch(
     out: storage.Location,
     seed: int,
     images: storage.Location | None = None,
+    packed: bool = False,
 ) -> dict:
     """Cut every train/val pair into overlapping windows and stream them into Parquet parts.
 
-    Test pairs are not patched: evaluation uses whole images.
+    Test pairs are not patched: evaluation uses whole images. ``packed`` (model.input: bayer):
+    the dark windows come from the packed Bayer mosaics.
     """
     table, converted = pairs.read_pairs(pairs_loc)
     images = images or converted
-    spec = patches.PatchSpec.rgb(
+    if packed and any(r["dark_packed"] is None for r in table.to_pylist() if r["split"] != "test"):
+        raise DatasetError(f"{pairs_loc}: no packed Bayer input for model.input bayer; convert "
+                           "and pair again with model.input bayer")  # fmt: skip
+    make_spec = patches.PatchSpec.bayer if packed else patches.PatchSpec.rgb
+    spec = make_spec(
         cfg.size, cfg.stride, cfg.format, hashlib.sha256(storage.read_bytes(pairs_loc)).hexdigest()
     )
     rows = sorted(table.to_pylist(), key=lambda r: r["pair_id"])
@@ -219,8 +230,9 @@ def patch(
     with staged as root:
         for split in ("train", "val"):
             write_split(root, split, [r for r in rows if r["split"] == split], images, spec,
-                        cfg, seed, summary)  # fmt: skip
-    summary.update(size=cfg.size, stride=cfg.stride, dtype=cfg.format, out=str(out))
+                        cfg, seed, summary, packed)  # fmt: skip
+    summary.update(size=cfg.size, stride=cfg.stride, dtype=cfg.format, input=spec.input,
+                   out=str(out))  # fmt: skip
     summary["skipped"] = len(summary.pop("skipped_pairs"))
     return summary
 
@@ -234,6 +246,7 @@ def write_split(
     cfg: PatchConfig,
     seed: int,
     summary: dict,
+    packed: bool = False,
 ) -> None:
     """One split's parts under ``root/split``, replacing any stale ones."""
     folder = storage.join(root, split)
@@ -242,7 +255,7 @@ def write_split(
         storage.remove(stale)
     with patches.PatchWriter(folder, spec, cfg.row_group, cfg.part_rows) as writer:
         for row in tqdm(split_rows, desc=f"patch {split}", unit="pair"):
-            windows = patches.cut_pair(row, images, cfg, seed)
+            windows = patches.cut_pair(row, images, cfg, seed, packed)
             if isinstance(windows, str):
                 log.warning("%s", windows)
                 summary["skipped_pairs"].append(windows)
@@ -279,6 +292,11 @@ def train(
     work_dir = Path(work_dir) if work_dir else models_dir.parent / "checkpoints" / models_dir.name
     run_id = training.checkpoint_run_id(work_dir) if resume else None
     spec, _ = patches.scan(storage.join(patches_dir, "train"))
+    if spec.input != model_cfg.input:
+        raise DatasetError(
+            f"{patches_dir}: the patches were cut for model.input {spec.input}, the model takes "
+            f"{model_cfg.input}; run convert and patch with the same params"
+        )
     start = time.perf_counter()
     with tracking.run(mlflow_cfg, run_id=run_id or None, name="train") as active:
         if not run_id:
@@ -357,13 +375,17 @@ def evaluate(
     if not rows:
         raise DatasetError(f"{pairs_loc}: no test pairs to evaluate (after excluded scenes)")
     model, config = inference.load_model(models_dir, infer.device)
+    packed = config.get("input") == "bayer"
+    if packed and any(r["dark_packed"] is None for r in rows):
+        raise DatasetError(f"{pairs_loc}: a bayer model needs packed inputs; convert and pair "
+                           "with model.input bayer")  # fmt: skip
     methods = {name: BASELINES[name] for name in cfg.baselines}
     methods["model"] = partial(
         inference.enhance, model=model, tile=infer.tile, overlap=infer.overlap, batch=infer.batch
     )
     out = Path(out)
     with storage.staged_dir(out / "grids") as grids_dir:
-        scores, grids = score_pairs(rows, methods, converted, cfg, grids_dir)
+        scores, grids = score_pairs(rows, methods, converted, cfg, grids_dir, packed)
     summary = evaluation.summarize(scores)
     evaluation.write_evaluation(out, summary, scores, grids, config, cfg)
     evaluation.log_evaluation(mlflow_cfg, config.get("mlflow_run_id", ""), summary, out)
@@ -380,21 +402,30 @@ def evaluate(
 
 def score_pairs(
     rows: list[dict], methods: dict, converted: storage.Location, cfg: EvaluateConfig,
-    grids_dir: Path,
+    grids_dir: Path, packed: bool = False,
 ) -> tuple[list[dict], list[tuple[str, str]]]:  # fmt: skip
-    """Every method on every pair: score rows, and a comparison grid per pair in ``grids_dir``."""
+    """Every method on every pair: score rows, and a comparison grid per pair in ``grids_dir``.
+
+    ``packed``: the model gets the packed Bayer input; the baselines the RGB conversion of the
+    same frame, both cropped to the same pixels.
+    """
     scores, grids = [], []
     for row in tqdm(rows, desc="evaluate", unit="pair"):
-        dark = evaluation.crop_center(
-            inference.to_unit(imageio.read_image(storage.join(converted, row["dark"]))), cfg.crop
-        )
-        bright = evaluation.crop_center(
-            inference.to_unit(imageio.read_image(storage.join(converted, row["bright"]))), cfg.crop
-        )
+        dark = inference.to_unit(imageio.read_image(storage.join(converted, row["dark"])))
+        bright = inference.to_unit(imageio.read_image(storage.join(converted, row["bright"])))
+        scale, model_input = 1, None
+        if packed:
+            bayer = imageio.read_packed(storage.join(converted, row["dark_packed"]))
+            scale, size = 2, (2 * bayer.shape[0], 2 * bayer.shape[1])
+            dark, bright = dark[: size[0], : size[1]], bright[: size[0], : size[1]]
+            half = (cfg.crop[0] // 2, cfg.crop[1] // 2) if cfg.crop else None
+            model_input = evaluation.crop_center(inference.to_unit(bayer), half)
+        dark = evaluation.crop_center(dark, cfg.crop, scale)
+        bright = evaluation.crop_center(bright, cfg.crop, scale)
         outputs = {}
         for name, method in methods.items():
             start = time.perf_counter()
-            outputs[name] = method(dark)
+            outputs[name] = method(model_input if name == "model" and packed else dark)
             seconds = time.perf_counter() - start
             scores.append(
                 {
@@ -437,24 +468,33 @@ def enhance(
     from lowlight import tracking
 
     with tracking.using(tracking.tracking_uri(mlflow_cfg)):
-        model, _ = inference.load_model(model_location, infer.device)
+        model, config = inference.load_model(model_location, infer.device)
+    packed = config.get("input") == "bayer"
     out = Path(out)
     done, failed = [], []
     for path in tqdm(files, desc="enhance", unit="file"):
         try:
-            if path.suffix.lower() in raw.RAW_SUFFIXES:
+            is_raw = path.suffix.lower() in raw.RAW_SUFFIXES
+            if packed and not is_raw:
+                raise DatasetError(f"{path}: a bayer model enhances RAW files only")
+            flip, dtype = 0, np.dtype(np.uint16)
+            if packed:
+                unit, _, flip = raw.decode_packed(path, ratio, auto_target=convert_cfg.auto_target,
+                                                  max_gain=convert_cfg.max_ratio)  # fmt: skip
+            elif is_raw:
                 image, _, _ = raw.decode(
                     path, ratio, half_size=convert_cfg.half_size, bits=16,
                     auto_target=convert_cfg.auto_target, max_gain=convert_cfg.max_ratio,
                 )  # fmt: skip
+                unit = inference.to_unit(image)
             else:
                 image = imageio.read_image(path)
-            result = inference.enhance(
-                inference.to_unit(image), model, infer.tile, infer.overlap, infer.batch
-            )
+                unit, dtype = inference.to_unit(image), image.dtype
+            result = inference.enhance(unit, model, infer.tile, infer.overlap, infer.batch)
+            result = np.ascontiguousarray(raw.upright(result, flip))  # as postprocess turns it
             target = out / f"{path.stem}_enhanced.png"
-            fmt = "png16" if image.dtype == np.uint16 else "png"
-            imageio.write_image(target, inference.from_unit(result, image.dtype), fmt)
+            fmt = "png16" if dtype == np.uint16 else "png"
+            imageio.write_image(target, inference.from_unit(result, dtype), fmt)
             done.append(str(target))
         except LowlightError as exc:
             log.warning("%s", exc)

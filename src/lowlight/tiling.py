@@ -50,19 +50,26 @@ def _batches(items: list, size: int) -> Iterator[list]:
 def blend_tiles(
     image: np.ndarray, model: TileFn, tile: int, overlap: int, batch: int = 4
 ) -> np.ndarray:
-    """Run ``model`` over an HxWxC float image tile by tile; returns the blended HxWxC' output."""
+    """Run ``model`` over an HxWxC float image tile by tile; returns the blended output.
+
+    A model whose output is ``s`` times larger than its input (packed Bayer in, RGB out) gives
+    an (s*H)x(s*W)xC' image; tiles and overlaps are scaled alike.
+    """
     height, width = image.shape[:2]
     grid = tile_grid(height, width, tile, overlap)
     output: np.ndarray | None = None
-    weight = np.zeros((height, width, 1), np.float32)
     chw = np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32)
+    scale = 1
     for group in _batches(grid, batch):
         tiles = np.stack([chw[:, y : y + h, x : x + w] for y, x, h, w in group])
         results = model(tiles)
         if output is None:
-            output = np.zeros((height, width, results.shape[1]), np.float32)
+            scale = results.shape[-1] // tiles.shape[-1]
+            output = np.zeros((height * scale, width * scale, results.shape[1]), np.float32)
+            weight = np.zeros((height * scale, width * scale, 1), np.float32)
         for (y, x, h, w), result in zip(group, results, strict=True):
-            window = np.outer(ramp_window(h, overlap), ramp_window(w, overlap))[..., None]
+            y, x, h, w, lap = y * scale, x * scale, h * scale, w * scale, overlap * scale
+            window = np.outer(ramp_window(h, lap), ramp_window(w, lap))[..., None]
             output[y : y + h, x : x + w] += result.transpose(1, 2, 0) * window
             weight[y : y + h, x : x + w] += window
     return output / weight

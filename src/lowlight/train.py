@@ -11,6 +11,7 @@ import csv
 import hashlib
 import json
 import logging
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ from lowlight.errors import LowlightError
 from lowlight.imageio import write_image
 from lowlight.losses import ADVERSARIAL, Adversarial
 from lowlight.models import ConvDiscriminator, UNetGenerator
+from lowlight.raw import preview_packed
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +53,14 @@ def build_models(cfg: ModelConfig, seed: int) -> tuple[UNetGenerator, ConvDiscri
     """Both networks, initialised from ``seed`` without touching the global RNG."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        generator = UNetGenerator(3, 3, cfg.depth, cfg.width)
-        discriminator = ConvDiscriminator(6, cfg.disc_width, cfg.disc_hidden, cfg.dropout)
+        if cfg.input == "bayer":  # packed 4-channel Bayer at half size -> RGB at full size
+            generator = UNetGenerator(4, 3, cfg.depth, cfg.width, scale=2)
+        else:
+            generator = UNetGenerator(3, 3, cfg.depth, cfg.width, residual=cfg.residual)
+        dark_channels = generator.config["in_channels"]
+        discriminator = ConvDiscriminator(
+            dark_channels + 3, cfg.disc_width, cfg.disc_hidden, cfg.dropout
+        )
     return generator, discriminator
 
 
@@ -69,6 +77,7 @@ class Trainer:
     lambda_l1: float
     device: torch.device
     amp: bool
+    lambda_adv: float = 1.0
 
     @classmethod
     def create(cls, model_cfg: ModelConfig, cfg: TrainConfig, seed: int) -> Trainer:
@@ -87,6 +96,7 @@ class Trainer:
             cfg.lambda_l1,
             device,
             amp,
+            cfg.lambda_adv,
         )
 
     def state_dict(self) -> dict:
@@ -106,8 +116,15 @@ class Trainer:
         self.scaler.load_state_dict(state["scaler"])
 
 
-def train_step(t: Trainer, dark: torch.Tensor, bright: torch.Tensor) -> dict[str, float]:
-    """One discriminator step on real vs generated pairs, then one generator step."""
+def train_step(
+    t: Trainer, dark: torch.Tensor, bright: torch.Tensor, lambda_adv: float | None = None
+) -> dict[str, float]:
+    """One discriminator step on real vs generated pairs, then one generator step.
+
+    ``lambda_adv`` (default ``t.lambda_adv``) weighs the adversarial loss; at 0 the step is
+    L1 only: the discriminator is neither run nor trained (its loss is reported as 0).
+    """
+    weight = t.lambda_adv if lambda_adv is None else lambda_adv
     t.generator.train()
     t.discriminator.train()
     dark, bright = dark.to(t.device, non_blocking=True), bright.to(t.device, non_blocking=True)
@@ -115,17 +132,20 @@ def train_step(t: Trainer, dark: torch.Tensor, bright: torch.Tensor) -> dict[str
 
     with autocast:
         fake = t.generator(dark)
-        d_loss = t.adversarial.discriminator(
-            t.discriminator(dark, bright), t.discriminator(dark, fake.detach())
-        )
-    t.opt_d.zero_grad(set_to_none=True)
-    t.scaler.scale(d_loss).backward()
-    t.scaler.step(t.opt_d)
+    d_loss = torch.zeros((), device=t.device)
+    if weight > 0:
+        with autocast:
+            d_loss = t.adversarial.discriminator(
+                t.discriminator(dark, bright), t.discriminator(dark, fake.detach())
+            )
+        t.opt_d.zero_grad(set_to_none=True)
+        t.scaler.scale(d_loss).backward()
+        t.scaler.step(t.opt_d)
 
     with autocast:
         l1 = torch.nn.functional.l1_loss(fake, bright)
-        adv = t.adversarial.generator(t.discriminator(dark, fake))
-        g_loss = t.lambda_l1 * l1 + adv
+        adv = t.adversarial.generator(t.discriminator(dark, fake)) if weight > 0 else d_loss
+        g_loss = t.lambda_l1 * l1 + weight * adv
     t.opt_g.zero_grad(set_to_none=True)
     t.scaler.scale(g_loss).backward()
     t.scaler.step(t.opt_g)
@@ -146,7 +166,7 @@ def validate(
             d, f, b = (x.permute(1, 2, 0).numpy() for x in (d, f, b))
             psnrs.append(metrics.psnr(f, b))
             ssims.append(metrics.ssim(f, b))
-            triples.append((d, f, b))
+            triples.append((preview_packed(d) if d.shape[2] == 4 else d, f, b))
     return float(np.mean(psnrs)), float(np.mean(ssims)), triples
 
 
@@ -258,6 +278,25 @@ def epoch_loader(stream: PatchStream, cfg: TrainConfig, seed: int, epoch: int) -
     )
 
 
+def adversarial_weight(cfg: TrainConfig, epoch: int) -> float:
+    """The adversarial loss weight in ``epoch`` (0-based): 0 during the L1-only warm-up."""
+    return 0.0 if epoch < cfg.warmup_epochs else cfg.lambda_adv
+
+
+def lr_factor(schedule: str, step: int, total: int) -> float:
+    """Learning-rate multiplier at ``step`` of ``total``: 1, or a cosine from 1 down to 0."""
+    if schedule == "constant" or total <= 0:
+        return 1.0
+    return 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
+
+
+def set_lr(t: Trainer, cfg: TrainConfig, factor: float) -> None:
+    """Scale both optimisers' configured learning rates by ``factor``."""
+    for optimiser, base in ((t.opt_g, cfg.lr), (t.opt_d, cfg.lr_d or cfg.lr)):
+        for group in optimiser.param_groups:
+            group["lr"] = base * factor
+
+
 def fit(
     model_cfg: ModelConfig,
     cfg: TrainConfig,
@@ -289,6 +328,7 @@ def fit(
     progress.run_id = mlflow.active_run().info.run_id if mlflow.active_run() else ""
 
     steps_per_epoch = -(-len(stream) // cfg.batch_size)  # approximate with several workers
+    total_steps = steps_per_epoch * cfg.epochs
     work_dir.mkdir(parents=True, exist_ok=True)
     for epoch in range(progress.epoch, cfg.epochs):
         start = time.perf_counter()
@@ -303,8 +343,11 @@ def fit(
             unit="step",
         )
         seen = 0
+        weight = adversarial_weight(cfg, epoch)
         for dark, bright in bar:
-            losses = train_step(trainer, dark, bright)
+            # A function of the step, not optimiser state: a resumed run follows the same curve.
+            set_lr(trainer, cfg, lr_factor(cfg.lr_schedule, progress.step, total_steps))
+            losses = train_step(trainer, dark, bright, weight)
             progress.step += 1
             progress.step_in_epoch += 1
             for i, name in enumerate(("d_loss", "g_loss", "l1")):

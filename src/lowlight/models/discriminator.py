@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -44,4 +45,6 @@ class ConvDiscriminator(nn.Module):
         )
 
     def forward(self, dark: torch.Tensor, bright: torch.Tensor) -> torch.Tensor:
+        if dark.shape[-2:] != bright.shape[-2:]:  # packed Bayer: half the bright's resolution
+            dark = F.interpolate(dark, size=bright.shape[-2:], mode="nearest")
         return self.classifier(self.features(torch.cat([dark, bright], dim=1))).squeeze(1)

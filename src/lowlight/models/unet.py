@@ -18,7 +18,7 @@ def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
 
 
 class UNetGenerator(nn.Module):
-    """Encoder-decoder with skips; fully convolutional and shape-preserving for any H x W.
+    """Encoder-decoder with skips; fully convolutional for any H x W (output ``scale`` x larger).
 
     Each encoder level ends in ``MaxPool2d(2, return_indices=True)``; the matching decoder level
     starts with ``MaxUnpool2d(2)`` using those indices, then concatenates the features from
@@ -27,16 +27,26 @@ class UNetGenerator(nn.Module):
     """
 
     def __init__(
-        self, in_channels: int = 3, out_channels: int = 3, depth: int = 3, width: int = 16
+        self,
+        in_channels: int = 3,
+        out_channels: int = 3,
+        depth: int = 3,
+        width: int = 16,
+        scale: int = 1,
+        residual: bool = False,
     ):
         super().__init__()
+        if residual and (scale != 1 or in_channels != out_channels):
+            raise ValueError("a residual U-Net needs scale 1 and as many outputs as inputs")
         self.config = {
             "in_channels": in_channels,
             "out_channels": out_channels,
             "depth": depth,
             "width": width,
+            "scale": scale,
+            "residual": residual,
         }
-        self.depth = depth
+        self.depth, self.scale, self.residual = depth, scale, residual
         widths = [width * 2**i for i in range(depth + 1)]
         self.encoders = nn.ModuleList(
             conv_block(in_channels if i == 0 else widths[i - 1], widths[i]) for i in range(depth)
@@ -51,14 +61,23 @@ class UNetGenerator(nn.Module):
         self.decoders = nn.ModuleList(
             conv_block(2 * widths[i], widths[i]) for i in reversed(range(depth))
         )
-        self.head = nn.Conv2d(widths[0], out_channels, 1)
+        # scale > 1 (packed Bayer in, full-resolution RGB out, as in SID): scale**2 sub-pixel
+        # outputs per channel, rearranged by a pixel shuffle.
+        self.head = nn.Sequential(
+            nn.Conv2d(widths[0], out_channels * scale**2, 1), nn.PixelShuffle(scale)
+        )
 
     @property
     def multiple(self) -> int:
         return 2**self.depth
 
     def body(self, x: torch.Tensor) -> torch.Tensor:
-        """The network on an input whose H and W are multiples of ``2**depth``."""
+        """The network on an input whose H and W are multiples of ``2**depth``.
+
+        Residual: the network predicts the correction to its input (the noise, with the sign
+        flipped), which is easier to learn than the whole image.
+        """
+        inputs = x
         skips, indices = [], []
         for encoder in self.encoders:
             x = encoder(x)
@@ -70,7 +89,8 @@ class UNetGenerator(nn.Module):
             skip, index = skips.pop(), indices.pop()
             x = self.unpool(reduce(x), index, output_size=skip.shape[-2:])
             x = decoder(torch.cat([x, skip], dim=1))
-        return self.head(x)
+        x = self.head(x)
+        return inputs + x if self.residual else x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[-2:]
@@ -78,10 +98,10 @@ class UNetGenerator(nn.Module):
         if pad_h or pad_w:
             mode = "reflect" if pad_h < height and pad_w < width else "replicate"
             x = F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
-        return self.body(x)[..., :height, :width]
+        return self.body(x)[..., : height * self.scale, : width * self.scale]
 
 
 def build_generator(config: dict) -> UNetGenerator:
     """Rebuild a generator from its saved architecture config (``generator.json``)."""
-    known = {"in_channels", "out_channels", "depth", "width"}
+    known = {"in_channels", "out_channels", "depth", "width", "scale", "residual"}
     return UNetGenerator(**{k: v for k, v in config.items() if k in known})
