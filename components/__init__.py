@@ -13,5 +13,6 @@ from lowlight.components.pair import pair
 from lowlight.components.patch import patch
 from lowlight.components.register import register
 from lowlight.components.train import train
+from lowlight.components.train_job import train_job
 
-__all__ = ["ingest", "convert", "pair", "patch", "train", "evaluate", "register"]
+__all__ = ["ingest", "convert", "pair", "patch", "train", "train_job", "evaluate", "register"]

@@ -27,6 +27,7 @@ RESOURCES = {
     "pair": ("1", "2G", "8G"),
     "patch": ("2", "4G", "8G"),
     "train": ("4", "16G", "32G"),
+    "train_job": ("1", "1G", "4G"),  # only creates the PyTorchJob and waits for it
     "evaluate": ("4", "8G", "16G"),
     "register": ("1", "2G", "4G"),
 }
@@ -41,6 +42,8 @@ def defaults(params: Params) -> dict:
         "dvc_rev": "",
         "shards": 4,
         "gpus": 1,
+        "nodes": 2,
+        "job_output": "s3://lowlight/jobs",
         "accelerator": cluster.ACCELERATOR,
         "node_selector": {},
         "tolerations": [],
@@ -64,7 +67,7 @@ def without_nulls(params: Params, section: str) -> dict:
 def configure(task: PipelineTask, step: str, secrets: tuple[str, ...] = ()) -> PipelineTask:
     """Resources, the cluster config map and the named secrets as environment variables."""
     cpu, memory, memory_limit = RESOURCES[step]
-    task.set_display_name(step)
+    task.set_display_name(step.removesuffix("_job"))
     task.set_cpu_request(cpu).set_memory_request(memory).set_memory_limit(memory_limit)
     kubernetes.use_config_map_as_env(
         task, cluster.CONFIG_MAP, {key: key for key in cluster.CONFIG_ENV}
@@ -76,8 +79,13 @@ def configure(task: PipelineTask, step: str, secrets: tuple[str, ...] = ()) -> P
     return task
 
 
-def build(params: Params) -> GraphComponent:
-    """The pipeline with ``params`` as its parameters' defaults."""
+def build(params: Params, image: str = cluster.IMAGE, distributed: bool = False) -> GraphComponent:
+    """The pipeline with ``params`` as its parameters' defaults.
+
+    ``distributed``: train runs as a PyTorchJob of ``nodes`` pods x ``gpus`` GPUs (Kubeflow
+    Training Operator) created and awaited by the step, its pods in ``image``; otherwise (the
+    default) in the step's own pod. ``nodes`` and ``job_output`` matter only then.
+    """
     d = defaults(params)
     s3, both = (cluster.S3_SECRET,), (cluster.S3_SECRET, cluster.MLFLOW_SECRET)
 
@@ -88,6 +96,8 @@ def build(params: Params) -> GraphComponent:
         dvc_rev: str = d["dvc_rev"],
         shards: int = d["shards"],
         gpus: int = d["gpus"],
+        nodes: int = d["nodes"],
+        job_output: str = d["job_output"],
         accelerator: str = d["accelerator"],
         node_selector: dict = d["node_selector"],
         tolerations: list = d["tolerations"],
@@ -127,18 +137,38 @@ def build(params: Params) -> GraphComponent:
         )
         configure(patch_task, "patch")
 
-        train_task = steps.train(
-            patches=patch_task.outputs["patches"],
-            model_params=model,
-            train_params=train,
-            mlflow_params=mlflow,
-            seed=seed,
-        )
-        configure(train_task, "train", both)
-        # gpus = 0 is a CPU-only run: KFP adds no accelerator limit for a count of 0.
-        train_task.set_accelerator_type(accelerator).set_accelerator_limit(gpus)
-        kubernetes.add_node_selector_json(train_task, node_selector)
-        kubernetes.add_toleration_json(train_task, tolerations)
+        if distributed:
+            train_task = steps.train_job(
+                patches=patch_task.outputs["patches"],
+                model_params=model,
+                train_params=train,
+                mlflow_params=mlflow,
+                seed=seed,
+                nodes=nodes,
+                gpus_per_node=gpus,
+                output=job_output,
+                image=image,
+                cluster_names={
+                    "service_account": cluster.SERVICE_ACCOUNT,
+                    "config_map": cluster.CONFIG_MAP,
+                    "secrets": list(cluster.SECRETS),
+                    "gpu_resource": cluster.ACCELERATOR,
+                },
+            )
+            configure(train_task, "train_job", both)
+        else:
+            train_task = steps.train(
+                patches=patch_task.outputs["patches"],
+                model_params=model,
+                train_params=train,
+                mlflow_params=mlflow,
+                seed=seed,
+            )
+            configure(train_task, "train", both)
+            # gpus = 0 is a CPU-only run: KFP adds no accelerator limit for a count of 0.
+            train_task.set_accelerator_type(accelerator).set_accelerator_limit(gpus)
+            kubernetes.add_node_selector_json(train_task, node_selector)
+            kubernetes.add_toleration_json(train_task, tolerations)
 
         evaluate_task = steps.evaluate(
             model=train_task.outputs["model"],

@@ -45,15 +45,18 @@ def arguments(params: Params, overrides: list[str]) -> dict:
     return {**args, **{s: pipeline.without_nulls(checked, s) for s in sections}}
 
 
-def compile_pipeline(params: Params, out: Path, image: str = cluster.IMAGE) -> dict:
-    """Write the pipeline's IR YAML to ``out`` with every step in ``image``."""
+def compile_pipeline(
+    params: Params, out: Path, image: str = cluster.IMAGE, distributed: bool = False
+) -> dict:
+    """Write the pipeline's IR YAML to ``out`` with every step in ``image`` (``distributed``:
+    train as a PyTorchJob, see ``pipeline.build``)."""
     from kfp import compiler
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "pipeline.yaml"
-        compiler.Compiler().compile(pipeline.build(params), str(raw))
+        compiler.Compiler().compile(pipeline.build(params, image, distributed), str(raw))
         docs = list(yaml.safe_load_all(raw.read_text()))
     executors = docs[0]["deploymentSpec"]["executors"]
     for executor in executors.values():
@@ -66,6 +69,7 @@ def compile_pipeline(params: Params, out: Path, image: str = cluster.IMAGE) -> d
         "pipeline": docs[0]["pipelineInfo"]["name"],
         "components": len(docs[0]["components"]),
         "image": image,
+        "train": "PyTorchJob" if distributed else "one pod",
         "parameters": len(docs[0]["root"]["inputDefinitions"]["parameters"]),
         "out": str(out),
     }

@@ -288,9 +288,11 @@ def test_service_account_is_bound_to_a_narrow_role():
     for rule in role["rules"]:
         for field in ("apiGroups", "resources", "verbs"):
             assert "*" not in rule[field], rule
-        assert set(rule["verbs"]) <= {"get", "watch", "patch", "create"}, rule
-        if "create" in rule["verbs"]:  # only Argo's step results
-            assert rule["resources"] == ["workflowtaskresults"], rule
+        assert set(rule["verbs"]) <= {"get", "watch", "patch", "create", "delete"}, rule
+        if "create" in rule["verbs"]:  # Argo's step results; the train step's PyTorchJob
+            assert rule["resources"] in (["workflowtaskresults"], ["pytorchjobs"]), rule
+        if "delete" in rule["verbs"]:  # a PyTorchJob that ran out of time
+            assert rule["resources"] == ["pytorchjobs"], rule
         if "secrets" in rule["resources"] or "configmaps" in rule["resources"]:
             assert rule.get("resourceNames"), f"{rule['resources']} not limited by name"
     secret_rules = [r for r in role["rules"] if "secrets" in r["resources"]]

@@ -393,6 +393,10 @@ ParamOpt = Annotated[
     list[str] | None,
     typer.Option("--param", help="KEY=VALUE over params.yaml, e.g. train.epochs=50 or shards=8"),
 ]
+DistributedOpt = Annotated[
+    bool,
+    typer.Option("--distributed", help="train as a PyTorchJob of `nodes` pods x `gpus` GPUs"),
+]
 ImageOpt = Annotated[str | None, typer.Option(help="component image [default: lowlight:<version>]")]
 
 
@@ -400,14 +404,17 @@ ImageOpt = Annotated[str | None, typer.Option(help="component image [default: lo
 def pipeline_compile(
     out: Annotated[Path, typer.Argument(metavar="OUT.yaml", help="IR YAML to write")],
     image: ImageOpt = None,
+    distributed: DistributedOpt = False,
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:
     """Compile the pipeline (defaults from params.yaml) to Kubeflow's IR YAML."""
     from lowlight.pipelines import cluster, runner
 
     with user_errors():
-        show("pipeline compile", runner.compile_pipeline(load_params(params), out,
-                                                         image or cluster.IMAGE))  # fmt: skip
+        summary = runner.compile_pipeline(
+            load_params(params), out, image or cluster.IMAGE, distributed
+        )
+        show("pipeline compile", summary)
 
 
 @pipeline_app.command("run-local")
@@ -435,6 +442,7 @@ def pipeline_submit(
         str, typer.Option(help="service account of the run's pods; '' = KFP's default")
     ] = "lowlight-pipeline",
     image: ImageOpt = None,
+    distributed: DistributedOpt = False,
     param: ParamOpt = None,
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:
@@ -447,7 +455,7 @@ def pipeline_submit(
         p = load_params(params)
         args = runner.arguments(p, param or [])
         package = Path(tmp) / "pipeline.yaml"
-        runner.compile_pipeline(p, package, image or cluster.IMAGE)
+        runner.compile_pipeline(p, package, image or cluster.IMAGE, distributed)
         show("pipeline submit",
              runner.submit(package, host, args, experiment, namespace, run_name,
                            service_account))  # fmt: skip

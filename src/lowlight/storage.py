@@ -76,20 +76,25 @@ def make_dirs(loc: Location) -> None:
     fs.create_dir(path, recursive=True)
 
 
-def copy_tree(source: Location, dest: Path) -> None:
-    """Copy the folder ``source`` (local or ``s3://``) into the local folder ``dest``, streaming."""
+def copy_tree(source: Location, dest: Location) -> int:
+    """Copy the folder ``source`` into ``dest`` (each local or ``s3://``), streaming; the number
+    of files copied. An S3 object appears only when its upload completes."""
     fs, path = resolve(source)
     info = fs.get_file_info(path)
     if info.type != pafs.FileType.Directory:
         problem = "not found" if info.type == pafs.FileType.NotFound else "not a folder"
         raise DatasetError(f"{source}: {problem}")
+    dest_fs, dest_path = resolve(dest)
+    copied = 0
     for item in fs.get_file_info(pafs.FileSelector(path, recursive=True)):
         if item.type != pafs.FileType.File:
             continue
-        target = dest / posixpath.relpath(item.path, path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with fs.open_input_stream(item.path) as src, open(target, "wb") as dst:
+        target = posixpath.join(dest_path, posixpath.relpath(item.path, path))
+        dest_fs.create_dir(posixpath.dirname(target), recursive=True)
+        with fs.open_input_stream(item.path) as src, dest_fs.open_output_stream(target) as dst:
             shutil.copyfileobj(src, dst, COPY_CHUNK)
+        copied += 1
+    return copied
 
 
 def copy_from_dvc(repo: str, rev: str | None, source: str, dest: Path) -> None:
