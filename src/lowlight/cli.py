@@ -229,7 +229,8 @@ def train(
         summary = stages.train(
             p.model, cfg, p.mlflow, patches_dir, models_dir, reports, seed, resume, checkpoints
         )
-        show("train", summary)
+        if "rank" not in summary:  # under torchrun, rank 0 reports for the group
+            show("train", summary)
 
 
 @app.command()

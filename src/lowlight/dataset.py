@@ -71,14 +71,24 @@ class PatchStream(IterableDataset):
 
     def shard(self) -> tuple[int, list[patches.RowGroup]]:
         """(shard id, the row groups this process and worker read this epoch)."""
+        info = get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info else (0, 1)
+        return self.shard_of(worker, workers)
+
+    def shard_of(self, worker: int, workers: int) -> tuple[int, list[patches.RowGroup]]:
         rank, world = distributed_rank()
         rank = self.rank if self.rank is not None else rank
         world = self.world_size if self.world_size is not None else world
-        info = get_worker_info()
-        worker, workers = (info.id, info.num_workers) if info else (0, 1)
         shard_id, shards = rank * workers + worker, world * workers
         order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.groups))
         return shard_id, [self.groups[i] for i in order[shard_id::shards]]
+
+    def batches(self, batch_size: int, workers: int) -> int:
+        """Batches this process's DataLoader yields this epoch (each worker batches its own
+        shard, the last batch of each short)."""
+        workers = max(workers, 1)
+        rows = [sum(g.rows for g in self.shard_of(w, workers)[1]) for w in range(workers)]
+        return sum(-(-n // batch_size) for n in rows)
 
     def __iter__(self) -> Iterator[Sample]:
         shard_id, groups = self.shard()

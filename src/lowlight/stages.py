@@ -282,6 +282,35 @@ def train(
     Checkpoints live in ``work_dir`` (default ``checkpoints/<models folder name>``); the models
     and reports are replaced only when training succeeds.
     """
+    from lowlight import distributed
+    from lowlight import train as training
+
+    models_dir = Path(models_dir)
+    work_dir = Path(work_dir) if work_dir else models_dir.parent / "checkpoints" / models_dir.name
+    group = distributed.join(cfg.device)
+    try:
+        if not group.main:  # a torchrun worker: trains its share, rank 0 records and publishes
+            _, progress = training.fit(model_cfg, cfg, patches_dir, work_dir, seed, resume, group)
+            return {"rank": group.rank, "steps": progress.step}
+        return _train_main(model_cfg, cfg, mlflow_cfg, patches_dir, models_dir, reports_dir,
+                           seed, resume, work_dir, group)  # fmt: skip
+    finally:
+        distributed.leave(group)
+
+
+def _train_main(
+    model_cfg: ModelConfig,
+    cfg: TrainConfig,
+    mlflow_cfg: MlflowConfig,
+    patches_dir: storage.Location,
+    models_dir: Path,
+    reports_dir: Path,
+    seed: int,
+    resume: bool,
+    work_dir: Path,
+    group,
+) -> dict:
+    """Rank 0 (or the only process) of ``train``: the MLflow run and the published outputs."""
     import mlflow
     import torch
 
@@ -289,7 +318,6 @@ def train(
     from lowlight import train as training
 
     models_dir, reports_dir = Path(models_dir), Path(reports_dir)
-    work_dir = Path(work_dir) if work_dir else models_dir.parent / "checkpoints" / models_dir.name
     run_id = training.checkpoint_run_id(work_dir) if resume else None
     spec, _ = patches.scan(storage.join(patches_dir, "train"))
     if spec.input != model_cfg.input:
@@ -316,10 +344,11 @@ def train(
                     **tracking.dvc_lock_hashes(),
                 }
             )
-        trainer, progress = training.fit(model_cfg, cfg, patches_dir, work_dir, seed, resume)
+        trainer, progress = training.fit(model_cfg, cfg, patches_dir, work_dir, seed, resume, group)
+        generator = trainer.plain_generator
         architecture = {
-            "architecture": type(trainer.generator).__name__,
-            **trainer.generator.config,
+            "architecture": type(generator).__name__,
+            **generator.config,
             "input": model_cfg.input,
             "patch_size": spec.size,
             "dtype": spec.dtype,
@@ -331,7 +360,8 @@ def train(
         with storage.staged_dir(models_dir) as staging:
             shutil.copy2(work_dir / training.BEST, staging / "generator.pt")
             (staging / "generator.json").write_text(json.dumps(architecture, indent=2) + "\n")
-            torch.save(trainer.discriminator.state_dict(), staging / "discriminator.pt")
+            torch.save(training.unwrap(trainer.discriminator).state_dict(),
+                       staging / "discriminator.pt")  # fmt: skip
         with storage.staged_dir(reports_dir / "samples") as staging:
             for sample in sorted((work_dir / "samples").glob("*.png")):
                 shutil.copy2(sample, staging / sample.name)
@@ -348,6 +378,7 @@ def train(
         "last_val_ssim": round(last.get("val_ssim", float("nan")), 4),
         "seconds": round(time.perf_counter() - start, 1),
         "device": str(trainer.device),
+        "processes": group.world,
         "mlflow_run": active,
         "models": str(models_dir),
     }

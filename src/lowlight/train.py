@@ -18,12 +18,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
 from lowlight import metrics, storage
 from lowlight.config import ModelConfig, TrainConfig
 from lowlight.dataset import PatchStream, PatchTable
+from lowlight.distributed import Group, all_max
 from lowlight.errors import LowlightError
 from lowlight.imageio import write_image
 from lowlight.losses import ADVERSARIAL, Adversarial
@@ -64,6 +66,10 @@ def build_models(cfg: ModelConfig, seed: int) -> tuple[UNetGenerator, ConvDiscri
     return generator, discriminator
 
 
+def unwrap(module: torch.nn.Module) -> torch.nn.Module:
+    return module.module if isinstance(module, DDP) else module
+
+
 @dataclass
 class Trainer:
     """The models, their optimisers and the loss: everything one step needs."""
@@ -80,11 +86,21 @@ class Trainer:
     lambda_adv: float = 1.0
 
     @classmethod
-    def create(cls, model_cfg: ModelConfig, cfg: TrainConfig, seed: int) -> Trainer:
+    def create(
+        cls, model_cfg: ModelConfig, cfg: TrainConfig, seed: int, group: Group | None = None
+    ) -> Trainer:
+        """The trainer; in a torchrun group both networks are wrapped in DDP (every process
+        starts from the same seeded weights, gradients are averaged at each backward)."""
+        group = group or Group()
         device = pick_device(cfg.device)
+        if group.active and device.type == "cuda":
+            device = torch.device("cuda", group.local_rank)
         generator, discriminator = build_models(model_cfg, seed)
         generator.to(device)
         discriminator.to(device)
+        if group.active:
+            ids = [device.index] if device.type == "cuda" else None
+            generator, discriminator = DDP(generator, ids), DDP(discriminator, ids)
         amp = cfg.amp and device.type == "cuda"
         return cls(
             generator,
@@ -99,30 +115,41 @@ class Trainer:
             cfg.lambda_adv,
         )
 
+    @property
+    def plain_generator(self) -> UNetGenerator:
+        """The generator itself (not its DDP wrapper): what is saved, validated and exported."""
+        return unwrap(self.generator)
+
     def state_dict(self) -> dict:
         return {
-            "generator": self.generator.state_dict(),
-            "discriminator": self.discriminator.state_dict(),
+            "generator": unwrap(self.generator).state_dict(),
+            "discriminator": unwrap(self.discriminator).state_dict(),
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict(),
             "scaler": self.scaler.state_dict(),
         }
 
     def load_state_dict(self, state: dict) -> None:
-        self.generator.load_state_dict(state["generator"])
-        self.discriminator.load_state_dict(state["discriminator"])
+        unwrap(self.generator).load_state_dict(state["generator"])
+        unwrap(self.discriminator).load_state_dict(state["discriminator"])
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
         self.scaler.load_state_dict(state["scaler"])
 
 
 def train_step(
-    t: Trainer, dark: torch.Tensor, bright: torch.Tensor, lambda_adv: float | None = None
+    t: Trainer,
+    dark: torch.Tensor,
+    bright: torch.Tensor,
+    lambda_adv: float | None = None,
+    loss_scale: float = 1.0,
 ) -> dict[str, float]:
     """One discriminator step on real vs generated pairs, then one generator step.
 
     ``lambda_adv`` (default ``t.lambda_adv``) weighs the adversarial loss; at 0 the step is
     L1 only: the discriminator is neither run nor trained (its loss is reported as 0).
+    ``loss_scale`` 0: a process of a torchrun group with no batch left joins the step (DDP
+    needs every process at every backward) without adding gradient.
     """
     weight = t.lambda_adv if lambda_adv is None else lambda_adv
     t.generator.train()
@@ -135,11 +162,11 @@ def train_step(
     d_loss = torch.zeros((), device=t.device)
     if weight > 0:
         with autocast:
-            d_loss = t.adversarial.discriminator(
-                t.discriminator(dark, bright), t.discriminator(dark, fake.detach())
-            )
+            # real and generated in one call: DDP allows one forward per backward
+            logits = t.discriminator(torch.cat([dark, dark]), torch.cat([bright, fake.detach()]))
+            d_loss = t.adversarial.discriminator(*logits.chunk(2))
         t.opt_d.zero_grad(set_to_none=True)
-        t.scaler.scale(d_loss).backward()
+        t.scaler.scale(d_loss * loss_scale).backward()
         t.scaler.step(t.opt_d)
 
     with autocast:
@@ -147,7 +174,7 @@ def train_step(
         adv = t.adversarial.generator(t.discriminator(dark, fake)) if weight > 0 else d_loss
         g_loss = t.lambda_l1 * l1 + weight * adv
     t.opt_g.zero_grad(set_to_none=True)
-    t.scaler.scale(g_loss).backward()
+    t.scaler.scale(g_loss * loss_scale).backward()
     t.scaler.step(t.opt_g)
     t.scaler.update()
     return {"d_loss": d_loss.item(), "g_loss": g_loss.item(), "l1": l1.item(), "adv": adv.item()}
@@ -188,6 +215,7 @@ class Progress:
     history: list[dict] = field(default_factory=list)
     losses: list[list[float]] = field(default_factory=list)  # [step, d, g, l1] every log_every
     epoch_sums: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])  # d, g, l1
+    world_size: int = 1  # processes that trained it (a resume may use another number)
 
 
 def config_hash(model_cfg: ModelConfig, cfg: TrainConfig, seed: int, data: str) -> str:
@@ -266,12 +294,15 @@ def plot_curves(path: Path, progress: Progress) -> None:
     plt.close(fig)
 
 
-def epoch_loader(stream: PatchStream, cfg: TrainConfig, seed: int, epoch: int) -> DataLoader:
-    """This epoch's batches; its own generator keeps worker seeding off the global RNG."""
+def epoch_loader(
+    stream: PatchStream, cfg: TrainConfig, seed: int, epoch: int, batch_size: int | None = None
+) -> DataLoader:
+    """This epoch's batches (``batch_size``: this process's share of ``cfg.batch_size``); its
+    own generator keeps worker seeding off the global RNG."""
     stream.set_epoch(epoch)
     return DataLoader(
         stream,
-        batch_size=cfg.batch_size,
+        batch_size=batch_size or cfg.batch_size,
         num_workers=cfg.workers,
         generator=torch.Generator().manual_seed(seed * 100_003 + epoch),
         pin_memory=torch.cuda.is_available(),
@@ -304,20 +335,37 @@ def fit(
     work_dir: Path,
     seed: int,
     resume: bool = False,
+    group: Group | None = None,
 ) -> tuple[Trainer, Progress]:
     """Train for ``cfg.epochs`` epochs (continuing a checkpoint with ``resume``).
 
     Everything in progress lives in ``work_dir``: the checkpoint, the best generator so far and
     the per-epoch sample grids. The stage publishes them as outputs only when training ends,
     so a run that fails leaves the previous outputs as they were.
+
+    In a torchrun ``group`` of N processes each reads its own row groups (every patch once per
+    epoch over all of them) in batches of ``cfg.batch_size / N``, so a step still trains on
+    ``cfg.batch_size`` patches; every process runs the same number of steps, one that runs out
+    of batches joins the last ones without gradient. Rank 0 alone validates, checkpoints and
+    logs.
     """
     import mlflow
 
-    stream = PatchStream(storage.join(patches_dir, "train"), seed, cfg.shuffle_buffer)
+    group = group or Group()
+    if cfg.batch_size % group.world:
+        raise TrainError(f"train.batch_size {cfg.batch_size} does not split over "
+                         f"{group.world} processes")  # fmt: skip
+    batch_size = cfg.batch_size // group.world
+    stream = PatchStream(storage.join(patches_dir, "train"), seed, cfg.shuffle_buffer,
+                         rank=group.rank, world_size=group.world)  # fmt: skip
+    if len(stream.groups) < group.world * max(cfg.workers, 1):
+        raise TrainError(f"{patches_dir}: {len(stream.groups)} row groups cannot feed "
+                         f"{group.world} processes x {max(cfg.workers, 1)} loader workers; "
+                         "cut patches with a smaller patch.row_group")  # fmt: skip
     val_dir = storage.join(patches_dir, "val")
     val = PatchTable(val_dir) if storage.list_files(val_dir, ".parquet") else None
     val_subset = Subset(val, range(min(len(val), cfg.val_patches))) if val else None
-    trainer = Trainer.create(model_cfg, cfg, seed)
+    trainer = Trainer.create(model_cfg, cfg, seed, group)
     key = config_hash(model_cfg, cfg, seed, stream.spec.pairs_sha256)
     checkpoint = work_dir / CHECKPOINT
 
@@ -325,6 +373,13 @@ def fit(
     progress = load_checkpoint(checkpoint, trainer, key) if resume else Progress()
     if resume:
         log.info("resuming at epoch %d, step %d", progress.epoch, progress.step)
+        if progress.world_size != group.world and progress.step_in_epoch:
+            # Another process count deals the row groups differently: redo this epoch.
+            log.warning("%d processes now, %d before: epoch %d starts over",
+                        group.world, progress.world_size, progress.epoch + 1)  # fmt: skip
+            progress.step -= progress.step_in_epoch
+            progress.step_in_epoch, progress.epoch_sums = 0, [0.0] * 3
+    progress.world_size = group.world
     progress.run_id = mlflow.active_run().info.run_id if mlflow.active_run() else ""
 
     steps_per_epoch = -(-len(stream) // cfg.batch_size)  # approximate with several workers
@@ -332,22 +387,31 @@ def fit(
     work_dir.mkdir(parents=True, exist_ok=True)
     for epoch in range(progress.epoch, cfg.epochs):
         start = time.perf_counter()
-        batches = iter(epoch_loader(stream, cfg, seed, epoch))
+        stream.set_epoch(epoch)
+        steps = all_max(group, stream.batches(batch_size, cfg.workers))
+        batches = iter(epoch_loader(stream, cfg, seed, epoch, batch_size))
         for _ in range(progress.step_in_epoch):  # a resumed epoch: skip what was trained
-            next(batches)
+            next(batches, None)
         bar = tqdm(
-            batches,
-            total=steps_per_epoch,
+            range(progress.step_in_epoch, steps),
+            total=steps,
             initial=progress.step_in_epoch,
             desc=f"train {epoch + 1}/{cfg.epochs}",
             unit="step",
+            disable=not group.main,
         )
         seen = 0
         weight = adversarial_weight(cfg, epoch)
-        for dark, bright in bar:
+        last = None
+        for _ in bar:
+            batch, scale = next(batches, None), 1.0
+            if batch is None:  # this process's shard ran out: join the step, no gradient
+                batch, scale = last, 0.0
+            last = batch
+            dark, bright = batch
             # A function of the step, not optimiser state: a resumed run follows the same curve.
             set_lr(trainer, cfg, lr_factor(cfg.lr_schedule, progress.step, total_steps))
-            losses = train_step(trainer, dark, bright, weight)
+            losses = train_step(trainer, dark, bright, weight, scale)
             progress.step += 1
             progress.step_in_epoch += 1
             for i, name in enumerate(("d_loss", "g_loss", "l1")):
@@ -364,15 +428,15 @@ def fit(
                 )
                 if mlflow.active_run():
                     mlflow.log_metrics(losses, step=progress.step)
-            if progress.step % cfg.checkpoint_every == 0:
+            if progress.step % cfg.checkpoint_every == 0 and group.main:
                 save_checkpoint(checkpoint, trainer, progress, key)
 
         means = [total / max(progress.step_in_epoch, 1) for total in progress.epoch_sums]
         row = dict(zip(["d_loss", "g_loss", "l1"], means, strict=True))
         row.update(epoch=epoch + 1, step=progress.step)
-        if val_subset is not None:
+        if val_subset is not None and group.main:
             row["val_psnr"], row["val_ssim"], triples = validate(
-                trainer.generator, val_subset, cfg.batch_size, trainer.device
+                trainer.plain_generator, val_subset, cfg.batch_size, trainer.device
             )
             if cfg.samples:
                 sample = work_dir / "samples" / f"epoch_{epoch + 1:03d}.png"
@@ -382,14 +446,16 @@ def fit(
         row["seconds"] = round(time.perf_counter() - start, 2)
         progress.history.append(row)
         improved = row.get("val_psnr", float("inf")) > progress.best_psnr or val_subset is None
-        if improved:
+        if improved and group.main:
             progress.best_psnr = row.get("val_psnr", float("nan"))
             with storage.atomic_path(work_dir / BEST) as tmp:
-                torch.save(trainer.generator.state_dict(), tmp)
+                torch.save(trainer.plain_generator.state_dict(), tmp)
         if mlflow.active_run():
             epoch_metrics = {k: v for k, v in row.items() if k.startswith("val_")}
             mlflow.log_metrics({"epoch_seconds": row["seconds"], **epoch_metrics}, step=epoch + 1)
-        log.info("epoch %d: %s", epoch + 1, {k: round(v, 4) for k, v in row.items()})
+        if group.main:
+            log.info("epoch %d: %s", epoch + 1, {k: round(v, 4) for k, v in row.items()})
         progress.epoch, progress.step_in_epoch, progress.epoch_sums = epoch + 1, 0, [0.0] * 3
-        save_checkpoint(checkpoint, trainer, progress, key)
+        if group.main:
+            save_checkpoint(checkpoint, trainer, progress, key)
     return trainer, progress
