@@ -15,18 +15,18 @@ import shutil
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from lowlight import __version__
+from lowlight import __version__, storage
 from lowlight.config import ConvertConfig
 from lowlight.errors import ConfigError, DatasetError, LowlightError
 from lowlight.imageio import BITS, SUFFIX, write_image, write_packed
 from lowlight.raw import RAW_SUFFIXES, decode, decode_packed
 from lowlight.sid import exposure_ratio, parse_name
-from lowlight.storage import atomic_path
+from lowlight.storage import Location, atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -62,15 +62,17 @@ class Job:
     packed: str | None = None  # where the packed Bayer input goes (model.input: bayer)
 
 
-def list_raw_files(raw_dir: Path) -> list[str]:
-    """Every RAW file under ``raw_dir`` (any depth), as sorted relative POSIX paths."""
-    if not raw_dir.is_dir():
+def list_raw_files(raw_dir: Location) -> list[str]:
+    """Every RAW file under ``raw_dir`` (any depth, local or ``s3://``), as sorted relative
+    POSIX paths."""
+    if not storage.is_dir(raw_dir):
         raise DatasetError(f"{raw_dir}: RAW folder not found")
-    files = sorted(
-        p.relative_to(raw_dir).as_posix()
-        for p in raw_dir.rglob("*")
-        if p.is_file() and p.suffix.lower() in RAW_SUFFIXES and not p.name.startswith(".")
-    )
+    files = [
+        name
+        for name in storage.list_tree(raw_dir)
+        if PurePosixPath(name).suffix.lower() in RAW_SUFFIXES
+        and not PurePosixPath(name).name.startswith(".")
+    ]
     if not files:
         raise DatasetError(f"{raw_dir}: no RAW files ({', '.join(sorted(RAW_SUFFIXES))})")
     return files
@@ -151,51 +153,64 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
 
 
 def convert_one(
-    raw_dir: Path,
-    out_dir: Path,
+    raw_dir: Location,
+    out_dir: Location,
     job: Job,
     cfg: ConvertConfig,
     previous: dict | None = None,
-    previous_dir: Path | None = None,
+    previous_dir: Location | None = None,
 ) -> dict:
     """Convert one file; never raises for a bad file: it becomes a ``failed`` row.
 
     A file whose hash and settings match ``previous`` (its row in the manifest of
     ``previous_dir``, default ``out_dir``) is not decoded again: its output is linked over.
+    Folders may be ``s3://`` URIs: a RAW object is streamed to a temp file while it converts.
     """
     previous_dir = previous_dir or out_dir
     row = {field.name: None for field in MANIFEST_SCHEMA}
     row.update(source=job.source, settings=settings_key(job, cfg), exposure=job.exposure)
     try:
-        row["source_sha256"] = sha256_file(raw_dir / job.source)
+        with storage.local_file(storage.join(raw_dir, job.source)) as source:
+            return _convert_file(source, out_dir, job, cfg, row, previous, previous_dir)
     except OSError as exc:
         return {**row, "status": "failed", "error": f"cannot read: {exc}"}
+
+
+def _convert_file(
+    source: Path,
+    out_dir: Location,
+    job: Job,
+    cfg: ConvertConfig,
+    row: dict,
+    previous: dict | None,
+    previous_dir: Location,
+) -> dict:
+    row["source_sha256"] = sha256_file(source)
+    outputs = [job.output] + ([job.packed] if job.packed else [])
     if (
         previous is not None
         and previous["status"] == "ok"
         and previous["source_sha256"] == row["source_sha256"]
         and previous["settings"] == row["settings"]
-        and (previous_dir / previous["output"]).exists()
-        and (not job.packed or (previous_dir / job.packed).exists())
+        and all(storage.exists(storage.join(previous_dir, name)) for name in outputs)
     ):
-        reuse(previous_dir / previous["output"], out_dir / previous["output"])
-        if job.packed:
-            reuse(previous_dir / job.packed, out_dir / job.packed)
+        for name in outputs:
+            reuse(storage.join(previous_dir, name), storage.join(out_dir, name))
         return {**previous, "status": "ok", "error": None, "skipped": True}
     try:
         image, meta, gain = decode(
-            raw_dir / job.source,
+            source,
             job.gain,
             half_size=cfg.half_size,
             bits=BITS[cfg.format],
             auto_target=cfg.auto_target,
             max_gain=cfg.max_ratio,
         )
-        write_image(out_dir / job.output, image, cfg.format, cfg.quality)
+        write_image(storage.join(out_dir, job.output), image, cfg.format, cfg.quality)
         if job.packed:
             # the same gain as the RGB output, so that "auto" packs what it converted
-            packed, _, _ = decode_packed(raw_dir / job.source, gain)
-            write_packed(out_dir / job.packed, packed)
+            packed, _, _ = decode_packed(source, gain)
+            write_packed(storage.join(out_dir, job.packed), packed)
     except LowlightError as exc:
         log.warning("%s", exc)
         return {**row, "status": "failed", "error": str(exc)}
@@ -213,10 +228,14 @@ def convert_one(
     return row
 
 
-def reuse(source: Path, dest: Path) -> None:
+def reuse(source: Location, dest: Location) -> None:
     """Put an unchanged output in place: a hard link where possible, else a copy."""
-    if source == dest:
+    if str(source) == str(dest):
         return
+    if storage.is_remote(source) or storage.is_remote(dest):
+        storage.copy_file(source, dest)
+        return
+    source, dest = Path(source), Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     try:
         os.link(source, dest)
@@ -241,19 +260,20 @@ def write_manifest(path: Path, rows: list[dict], raw_dir: str) -> None:
         pq.write_table(table, tmp, compression="zstd")
 
 
-def read_manifest(converted_dir: Path) -> tuple[pa.Table, str]:
+def read_manifest(converted_dir: Location) -> tuple[pa.Table, str]:
     """The converted folder's manifest (or its shard manifests combined) and its RAW folder."""
-    path = converted_dir / MANIFEST
-    paths = [path] if path.exists() else shard_manifests(converted_dir)
+    path = storage.join(converted_dir, MANIFEST)
+    paths = [path] if storage.exists(path) else shard_manifests(converted_dir)
     if not paths:
         raise DatasetError(f"{path}: no manifest; run `lowlight convert` first")
     return read_manifest_parts(paths)
 
 
-def read_manifest_parts(paths: list[Path]) -> tuple[pa.Table, str]:
+def read_manifest_parts(paths: list[Location]) -> tuple[pa.Table, str]:
     tables = []
     for part in paths:
-        table = pq.read_table(part)
+        fs, path = storage.resolve(part)
+        table = pq.read_table(path, filesystem=fs)
         if table.schema.remove_metadata() != MANIFEST_SCHEMA:
             raise DatasetError(f"{part}: not a lowlight manifest (columns {table.column_names})")
         tables.append(table)
@@ -261,10 +281,13 @@ def read_manifest_parts(paths: list[Path]) -> tuple[pa.Table, str]:
     return pa.concat_tables(tables).sort_by("source"), raw_dir
 
 
-def shard_manifests(converted_dir: Path) -> list[Path]:
+def shard_manifests(converted_dir: Location) -> list[Location]:
     """The shard manifests of a sharded conversion, checked complete (all n of n present)."""
-    parts = sorted(converted_dir.glob("converted-part-*-of-*.parquet"))
-    counts = {int(p.stem.rsplit("-", 1)[1]) for p in parts}
+    parts = [
+        p for p in storage.list_files(converted_dir, ".parquet")
+        if PurePosixPath(p).name.startswith("converted-part-")
+    ]  # fmt: skip
+    counts = {int(PurePosixPath(p).stem.rsplit("-", 1)[1]) for p in parts}
     if parts and (len(counts) != 1 or len(parts) != next(iter(counts))):
         raise DatasetError(
             f"{converted_dir}: found {len(parts)} shard manifests for {sorted(counts)} shards; "
@@ -273,12 +296,13 @@ def shard_manifests(converted_dir: Path) -> list[Path]:
     return parts
 
 
-def previous_rows(path: Path) -> dict[str, dict]:
+def previous_rows(path: Location) -> dict[str, dict]:
     """Rows of an earlier manifest at ``path`` by source, for skipping unchanged files."""
-    if not path.exists():
+    if not storage.exists(path):
         return {}
     try:
-        return {r["source"]: r for r in pq.read_table(path).to_pylist()}
+        fs, inner = storage.resolve(path)
+        return {r["source"]: r for r in pq.read_table(inner, filesystem=fs).to_pylist()}
     except (pa.ArrowInvalid, OSError):
         log.warning("%s: unreadable earlier manifest, converting everything again", path)
         return {}

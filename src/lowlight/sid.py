@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from lowlight import storage
 from lowlight.errors import SidNameError
 
 SID_NAME = re.compile(
@@ -80,12 +81,13 @@ def parse_list_line(line: str, split: str, source: str = "<list>") -> ListEntry:
     return ListEntry(Path(fields[0]).stem, Path(fields[1]).stem, iso, split)
 
 
-def read_list_files(folder: Path) -> dict[str, ListEntry]:
-    """Entries of every ``*_{train,test,val}_list.txt`` in ``folder``, keyed by short stem."""
+def read_list_files(folder: storage.Location) -> dict[str, ListEntry]:
+    """Entries of every ``*_{train,test,val}_list.txt`` in ``folder`` (local or ``s3://``),
+    keyed by short stem."""
     entries: dict[str, ListEntry] = {}
     for split in SPLITS:
-        for path in sorted(folder.glob(f"*_{split}_list.txt")):
-            for line in path.read_text().splitlines():
+        for path in storage.list_files(folder, f"_{split}_list.txt"):
+            for line in storage.read_bytes(path).decode().splitlines():
                 if line.strip():
                     entry = parse_list_line(line, split, source=str(path))
                     entries[entry.short] = entry

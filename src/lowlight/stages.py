@@ -100,14 +100,16 @@ def convert(
     ``packed`` (model.input: bayer): amplified frames also get their packed Bayer mosaic.
     """
     start = time.perf_counter()
-    raw_dir, out = Path(raw_dir), Path(out)
     jobs = conversion.plan_jobs(conversion.list_raw_files(raw_dir), cfg, packed)
     if shard is not None:
         jobs = jobs[shard[0] :: shard[1]]
-    previous = conversion.previous_rows(out / conversion.manifest_name(shard))
-    with storage.staged_dir(out) if shard is None else contextlib.nullcontext(out) as target:
+    manifest = conversion.manifest_name(shard)
+    previous = conversion.previous_rows(storage.join(out, manifest))
+    # S3 objects appear one by one (each whole), as the patch stage's do
+    in_place = shard is not None or storage.is_remote(out)
+    with contextlib.nullcontext(out) if in_place else storage.staged_dir(out) as target:
         rows = convert_jobs(jobs, cfg, raw_dir, target, previous, out)
-        conversion.write_manifest(target / conversion.manifest_name(shard), rows, str(raw_dir))
+        conversion.write_manifest(storage.join(target, manifest), rows, str(raw_dir))
         failed = [r for r in rows if r["status"] == "failed"]
         if rows and len(failed) == len(rows):
             raise DatasetError(
@@ -124,12 +126,17 @@ def convert(
         "failed_files": [r["source"] for r in failed],
         "seconds": round(seconds, 2),
         "megapixels": round(megapixels, 2),
-        "manifest": str(out / conversion.manifest_name(shard)),
+        "manifest": str(storage.join(out, manifest)),
     }
 
 
 def convert_jobs(
-    jobs: list, cfg: ConvertConfig, raw_dir: Path, out: Path, previous: dict, previous_dir: Path
+    jobs: list,
+    cfg: ConvertConfig,
+    raw_dir: storage.Location,
+    out: storage.Location,
+    previous: dict,
+    previous_dir: storage.Location,
 ) -> list[dict]:
     """Run the conversion jobs, in worker processes when ``cfg.workers`` > 1."""
     work = partial(conversion.convert_one, raw_dir, out, previous_dir=previous_dir)
@@ -164,7 +171,6 @@ def merge_convert(out: Path, shard_dirs: list[Path] | None = None) -> dict:
 
 def pair(cfg: PairConfig, converted: Path, pairs_path: Path, lists_dir: Path | None = None) -> dict:
     """Pair short with long exposures from the converted manifest (+ SID list files)."""
-    converted = Path(converted)
     table, raw_dir = conversion.read_manifest(converted)
     rows = table.to_pylist()
     ok = [r for r in rows if r["status"] == "ok"]
@@ -178,8 +184,8 @@ def pair(cfg: PairConfig, converted: Path, pairs_path: Path, lists_dir: Path | N
         frames.append(sid.Frame(stem, name, row["iso"]))
         outputs[stem], packed[stem] = row["output"], row["packed"]
     lists = {}
-    for folder in [Path(lists_dir)] if lists_dir else [Path(raw_dir), Path(raw_dir).parent]:
-        if folder and folder.is_dir():
+    for folder in [lists_dir] if lists_dir else [raw_dir, storage.parent(raw_dir)]:
+        if folder and storage.is_dir(folder):
             lists.update(sid.read_list_files(folder))
     found = sid.pair_frames(frames, cfg.select, lists)
     if not found:
@@ -187,7 +193,7 @@ def pair(cfg: PairConfig, converted: Path, pairs_path: Path, lists_dir: Path | N
             f"{converted}: no (short, long) pairs among {len(ok)} converted frames "
             "(no long exposures, or no SID-named files)"
         )
-    pairs.write_pairs(Path(pairs_path), found, outputs, str(converted), packed)
+    pairs.write_pairs(pairs_path, found, outputs, str(converted), packed)
     splits = {s: sum(1 for p in found if p.split == s) for s in sid.SPLITS}
     ratios = sorted({round(p.ratio) for p in found})
     return {

@@ -76,6 +76,46 @@ def make_dirs(loc: Location) -> None:
     fs.create_dir(path, recursive=True)
 
 
+def copy_file(source: Location, dest: Location) -> None:
+    """One file from ``source`` to ``dest`` (local or S3), the destination appearing whole."""
+    fs, path = resolve(source)
+    with fs.open_input_stream(path) as src, atomic_path(dest) as tmp, open(tmp, "wb") as dst:
+        shutil.copyfileobj(src, dst, COPY_CHUNK)
+
+
+def list_tree(loc: Location) -> list[str]:
+    """Every file under folder ``loc`` (any depth) as sorted relative POSIX paths."""
+    fs, path = resolve(loc)
+    infos = fs.get_file_info(pafs.FileSelector(path, recursive=True, allow_not_found=True))
+    return sorted(posixpath.relpath(i.path, path) for i in infos if i.type == pafs.FileType.File)
+
+
+def parent(loc: Location) -> Location:
+    return posixpath.dirname(str(loc).rstrip("/")) if is_remote(loc) else Path(loc).parent
+
+
+def is_dir(loc: Location) -> bool:
+    fs, path = resolve(loc)
+    return fs.get_file_info(path).type == pafs.FileType.Directory
+
+
+@contextlib.contextmanager
+def local_file(loc: Location) -> Iterator[Path]:
+    """``loc`` as a local path: itself, or an S3 object streamed to a temp file for the block
+    (one object at a time, never a local copy of the whole folder)."""
+    if not is_remote(loc):
+        yield Path(loc)
+        return
+    fs, path = resolve(loc)
+    fd, tmp = tempfile.mkstemp(prefix="lowlight-", suffix=posixpath.splitext(path)[1])
+    try:
+        with fs.open_input_stream(path) as src, os.fdopen(fd, "wb") as dst:
+            shutil.copyfileobj(src, dst, COPY_CHUNK)
+        yield Path(tmp)
+    finally:
+        os.unlink(tmp)
+
+
 def copy_tree(source: Location, dest: Location) -> int:
     """Copy the folder ``source`` into ``dest`` (each local or ``s3://``), streaming; the number
     of files copied. An S3 object appears only when its upload completes."""

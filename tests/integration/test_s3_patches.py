@@ -51,3 +51,23 @@ def test_patch_round_trip_through_s3(sony, tmp_path, s3_bucket, s3_server):
 
     stream = PatchStream(f"{out_uri}/train", seed=0, shuffle_buffer=8)
     assert sum(1 for _ in stream) == local["train_patches"]
+
+
+def test_convert_pair_and_patch_straight_from_and_to_s3(sony, tmp_path, s3_bucket, s3_server):
+    """No local copy of the RAW folder: convert streams each object, writes objects."""
+    p = Params()
+    upload_tree(sony, s3_bucket, "raw", s3_server)
+    raw, conv = f"s3://{s3_bucket}/raw/Sony", f"s3://{s3_bucket}/conv"
+    remote = stages.convert(p.convert, raw, conv)
+    local = stages.convert(p.convert, sony / "Sony", tmp_path / "conv")
+    assert remote["converted"] == local["converted"] == 9 and remote["failed"] == 0
+    for name in ("short/00001_00_0.1s.jpg", "long/10001_00_10s.jpg"):
+        assert storage.read_bytes(f"{conv}/{name}") == (tmp_path / "conv" / name).read_bytes()
+    again = stages.convert(p.convert, raw, conv)
+    assert again["skipped_unchanged"] == 9 and again["converted"] == 0
+
+    pairs = stages.pair(p.pair, conv, f"{conv}/pairs.parquet")
+    assert pairs["lists_used"] and pairs["pairs"] == 3  # SID list files read from the bucket
+    cfg = p.patch.model_copy(update={"size": 16, "stride": 8, "row_group": 20})
+    patched = stages.patch(cfg, f"{conv}/pairs.parquet", f"s3://{s3_bucket}/patches", seed=0)
+    assert patched["train_patches"] == 15 and patched["skipped"] == 0
