@@ -54,6 +54,7 @@ bench: demo
 	$(BIN)/python bench/patches.py
 	$(BIN)/python bench/train.py
 	$(BIN)/python bench/inference.py
+	$(BIN)/python bench/scale.py
 
 lint: install
 	$(BIN)/ruff check src components pipelines infra tests bench

@@ -116,8 +116,10 @@ def parse_ratio(text: str | None) -> float | str | None:
 
 @app.command()
 def convert(
-    in_dir: Annotated[Path, typer.Argument(metavar="IN", help="RAW folder (SID layout or any)")],
-    out_dir: Annotated[Path | None, typer.Argument(metavar="OUT", help="converted folder")] = None,
+    in_dir: Annotated[str, typer.Argument(metavar="IN", help="RAW folder or s3:// URI")],
+    out_dir: Annotated[
+        str | None, typer.Argument(metavar="OUT", help="converted folder or URI")
+    ] = None,
     format: Annotated[str | None, typer.Option(help="jpeg | png16")] = None,
     quality: Annotated[int | None, typer.Option(help="JPEG quality")] = None,
     half_size: Annotated[bool | None, typer.Option("--half-size/--full-size")] = None,
@@ -163,11 +165,11 @@ def convert(
 
 @app.command()
 def pair(
-    converted: Annotated[Path, typer.Argument(metavar="CONVERTED", help="converted folder")],
-    pairs_path: Annotated[Path, typer.Argument(metavar="PAIRS.parquet", help="pairs file")],
+    converted: Annotated[str, typer.Argument(metavar="CONVERTED", help="converted folder or URI")],
+    pairs_path: Annotated[str, typer.Argument(metavar="PAIRS.parquet", help="pairs file or URI")],
     select: Annotated[str | None, typer.Option(help="darkest | all")] = None,
     lists: Annotated[
-        Path | None, typer.Option(help="folder of SID list files (default: beside the RAWs)")
+        str | None, typer.Option(help="folder of SID list files (default: beside the RAWs)")
     ] = None,
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:

@@ -319,18 +319,15 @@ def gather_shards(shard_dirs: list[Path], converted_dir: Path) -> None:
                 reuse(path, converted_dir / path.relative_to(folder))
 
 
-def merge_manifests(converted_dir: Path) -> dict:
+def merge_manifests(converted_dir: Location) -> dict:
     """Combine the shard manifests of ``converted_dir`` into ``converted.parquet``."""
     parts = shard_manifests(converted_dir)
     if not parts:
         raise DatasetError(f"{converted_dir}: no shard manifests (converted-part-*.parquet)")
     table, raw_dir = read_manifest_parts(parts)
-    write_manifest(converted_dir / MANIFEST, table.to_pylist(), raw_dir)
-    return {
-        "shards": len(parts),
-        "files": table.num_rows,
-        "manifest": str(converted_dir / MANIFEST),
-    }
+    manifest = storage.join(converted_dir, MANIFEST)
+    write_manifest(manifest, table.to_pylist(), raw_dir)
+    return {"shards": len(parts), "files": table.num_rows, "manifest": str(manifest)}
 
 
 @contextlib.contextmanager

@@ -162,7 +162,7 @@ def merge_convert(out: Path, shard_dirs: list[Path] | None = None) -> dict:
     With ``shard_dirs`` (each shard converted into its own folder), ``out`` is built from them.
     """
     if not shard_dirs:
-        return conversion.merge_manifests(Path(out))
+        return conversion.merge_manifests(out)
     with storage.staged_dir(out) as staging:
         conversion.gather_shards([Path(d) for d in shard_dirs], staging)
         summary = conversion.merge_manifests(staging)
