@@ -137,6 +137,8 @@ def build(params: Params, image: str = cluster.IMAGE, distributed: bool = False)
         )
         configure(patch_task, "patch")
 
+        # A compile-time choice, not dsl.If/Else: joining two branches' models needs
+        # dsl.OneOf, which kfp.local cannot run, and run-local must run this very pipeline.
         if distributed:
             train_task = steps.train_job(
                 patches=patch_task.outputs["patches"],
@@ -182,6 +184,8 @@ def build(params: Params, image: str = cluster.IMAGE, distributed: bool = False)
         # The gate reads the registry's current champion: never reuse a cached answer.
         configure(evaluate_task, "evaluate", both).set_caching_options(False)
 
+        # The gate is evaluate's return value ("Output"): kfp.local resolves a condition only on
+        # that, not on a named output of a NamedTuple.
         with dsl.If(evaluate_task.outputs["Output"] == True, name="gate-passed"):  # noqa: E712
             register_task = steps.register(
                 model=train_task.outputs["model"],
