@@ -53,3 +53,19 @@ def test_size():
     for bad in ("240", "241x360", "8x8", "axb"):
         with pytest.raises(ValueError):
             parse_size(bad)
+
+
+def test_params_file_lists_every_knob_with_its_default():
+    """params.yaml is the table of every setting: each section's keys, at the built-in values."""
+    from pathlib import Path
+
+    import yaml
+
+    from lowlight.config import Params
+
+    written = yaml.safe_load((Path(__file__).parents[1] / "params.yaml").read_text())
+    defaults = Params().model_dump(mode="json", by_alias=True)
+    for section, values in defaults.items():
+        if isinstance(values, dict):
+            assert set(written[section]) == set(values), section
+    assert load_params(Path(__file__).parents[1] / "params.yaml") == Params()
