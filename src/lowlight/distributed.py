@@ -7,7 +7,9 @@ gloo on CPUs. A plain ``lowlight train`` is a group of one and never touches tor
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -48,6 +50,16 @@ def leave(group: Group) -> None:
     if group.active and dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()
+
+
+@contextlib.contextmanager
+def joined(device: str) -> Iterator[Group]:
+    """``join`` for the block, then ``leave`` (also when it fails)."""
+    group = join(device)
+    try:
+        yield group
+    finally:
+        leave(group)
 
 
 def all_max(group: Group, value: int) -> int:

@@ -288,106 +288,88 @@ def train(
     Checkpoints live in ``work_dir`` (default ``checkpoints/<models folder name>``); the models
     and reports are replaced only when training succeeds.
     """
-    from lowlight import distributed
-    from lowlight import train as training
-
-    models_dir = Path(models_dir)
-    work_dir = Path(work_dir) if work_dir else models_dir.parent / "checkpoints" / models_dir.name
-    group = distributed.join(cfg.device)
-    try:
-        if not group.main:  # a torchrun worker: trains its share, rank 0 records and publishes
-            _, progress = training.fit(model_cfg, cfg, patches_dir, work_dir, seed, resume, group)
-            return {"rank": group.rank, "steps": progress.step}
-        return _train_main(model_cfg, cfg, mlflow_cfg, patches_dir, models_dir, reports_dir,
-                           seed, resume, work_dir, group)  # fmt: skip
-    finally:
-        distributed.leave(group)
-
-
-def _train_main(
-    model_cfg: ModelConfig,
-    cfg: TrainConfig,
-    mlflow_cfg: MlflowConfig,
-    patches_dir: storage.Location,
-    models_dir: Path,
-    reports_dir: Path,
-    seed: int,
-    resume: bool,
-    work_dir: Path,
-    group,
-) -> dict:
-    """Rank 0 (or the only process) of ``train``: the MLflow run and the published outputs."""
     import mlflow
     import torch
 
-    from lowlight import tracking
+    from lowlight import distributed, tracking
     from lowlight import train as training
 
     models_dir, reports_dir = Path(models_dir), Path(reports_dir)
-    run_id = training.checkpoint_run_id(work_dir) if resume else None
+    work_dir = Path(work_dir) if work_dir else models_dir.parent / "checkpoints" / models_dir.name
     spec, _ = patches.scan(storage.join(patches_dir, "train"))
     if spec.input != model_cfg.input:
         raise DatasetError(
             f"{patches_dir}: the patches were cut for model.input {spec.input}, the model takes "
             f"{model_cfg.input}; run convert and patch with the same params"
         )
-    start = time.perf_counter()
-    with tracking.run(mlflow_cfg, run_id=run_id or None, name="train") as active:
-        if not run_id:
-            mlflow.log_params(
-                {
-                    **tracking.flatten("model", model_cfg.model_dump()),
-                    **tracking.flatten("train", cfg.model_dump()),
-                    **tracking.flatten("patch", {"size": spec.size, "stride": spec.stride}),
-                    "seed": str(seed),
-                }
+    with distributed.joined(cfg.device) as group:
+        if not group.main:  # a torchrun worker: trains its share, rank 0 records and publishes
+            _, progress = training.fit(model_cfg, cfg, patches_dir, work_dir, seed, resume, group)
+            return {"rank": group.rank, "steps": progress.step}
+        run_id = training.checkpoint_run_id(work_dir) if resume else None
+        start = time.perf_counter()
+        with tracking.run(mlflow_cfg, run_id=run_id or None, name="train") as active:
+            if not run_id:
+                mlflow.log_params(
+                    {
+                        **tracking.flatten("model", model_cfg.model_dump()),
+                        **tracking.flatten("train", cfg.model_dump()),
+                        **tracking.flatten("patch", {"size": spec.size, "stride": spec.stride}),
+                        "seed": str(seed),
+                    }
+                )
+                mlflow.set_tags(
+                    {
+                        "git_commit": tracking.git_commit(),
+                        "data.pairs_sha256": spec.pairs_sha256,
+                        "data.patches": str(patches_dir),
+                        **tracking.dvc_lock_hashes(),
+                    }
+                )
+            trainer, progress = training.fit(
+                model_cfg, cfg, patches_dir, work_dir, seed, resume, group
             )
-            mlflow.set_tags(
-                {
-                    "git_commit": tracking.git_commit(),
-                    "data.pairs_sha256": spec.pairs_sha256,
-                    "data.patches": str(patches_dir),
-                    **tracking.dvc_lock_hashes(),
-                }
-            )
-        trainer, progress = training.fit(model_cfg, cfg, patches_dir, work_dir, seed, resume, group)
-        generator = trainer.plain_generator
-        architecture = {
-            "architecture": type(generator).__name__,
-            **generator.config,
-            "input": model_cfg.input,
-            "patch_size": spec.size,
-            "dtype": spec.dtype,
-            "best_val_psnr": progress.best_psnr,
+            generator = trainer.plain_generator
+            architecture = {
+                "architecture": type(generator).__name__,
+                **generator.config,
+                "input": model_cfg.input,
+                "patch_size": spec.size,
+                "dtype": spec.dtype,
+                "best_val_psnr": progress.best_psnr,
+                "epochs": progress.epoch,
+                "steps": progress.step,
+                "mlflow_run_id": active,
+            }
+            with storage.staged_dir(models_dir) as staging:
+                shutil.copy2(work_dir / training.BEST, staging / "generator.pt")
+                (staging / "generator.json").write_text(json.dumps(architecture, indent=2) + "\n")
+                torch.save(training.unwrap(trainer.discriminator).state_dict(),
+                           staging / "discriminator.pt")  # fmt: skip
+            with storage.staged_dir(reports_dir / "samples") as staging:
+                for sample in sorted((work_dir / "samples").glob("*.png")):
+                    shutil.copy2(sample, staging / sample.name)
+            history = reports_dir / "train_history.csv"
+            training.write_history(history, progress.history)
+            training.plot_curves(reports_dir / "train_curves.png", progress)
+            for artifact in (
+                history,
+                reports_dir / "train_curves.png",
+                models_dir / "generator.json",
+            ):
+                mlflow.log_artifact(str(artifact))
+        last = progress.history[-1] if progress.history else {}
+        return {
             "epochs": progress.epoch,
             "steps": progress.step,
-            "mlflow_run_id": active,
+            "best_val_psnr": round(progress.best_psnr, 3),
+            "last_val_ssim": round(last.get("val_ssim", float("nan")), 4),
+            "seconds": round(time.perf_counter() - start, 1),
+            "device": str(trainer.device),
+            "processes": group.world,
+            "mlflow_run": active,
+            "models": str(models_dir),
         }
-        with storage.staged_dir(models_dir) as staging:
-            shutil.copy2(work_dir / training.BEST, staging / "generator.pt")
-            (staging / "generator.json").write_text(json.dumps(architecture, indent=2) + "\n")
-            torch.save(training.unwrap(trainer.discriminator).state_dict(),
-                       staging / "discriminator.pt")  # fmt: skip
-        with storage.staged_dir(reports_dir / "samples") as staging:
-            for sample in sorted((work_dir / "samples").glob("*.png")):
-                shutil.copy2(sample, staging / sample.name)
-        history = reports_dir / "train_history.csv"
-        training.write_history(history, progress.history)
-        training.plot_curves(reports_dir / "train_curves.png", progress)
-        for artifact in (history, reports_dir / "train_curves.png", models_dir / "generator.json"):
-            mlflow.log_artifact(str(artifact))
-    last = progress.history[-1] if progress.history else {}
-    return {
-        "epochs": progress.epoch,
-        "steps": progress.step,
-        "best_val_psnr": round(progress.best_psnr, 3),
-        "last_val_ssim": round(last.get("val_ssim", float("nan")), 4),
-        "seconds": round(time.perf_counter() - start, 1),
-        "device": str(trainer.device),
-        "processes": group.world,
-        "mlflow_run": active,
-        "models": str(models_dir),
-    }
 
 
 def train_job(
