@@ -1,7 +1,7 @@
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Output
 
-from lowlight.pipelines.cluster import IMAGE
+from lowlight.cluster import IMAGE
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
@@ -18,7 +18,7 @@ def convert(
     from lowlight.config import ConvertConfig, ModelConfig
 
     cfg = ConvertConfig.model_validate(convert_params)
-    packed = ModelConfig.model_validate(model_params).input == "bayer"
+    mode = ModelConfig.model_validate(model_params).input
     # Collected loop items may arrive as floats: shard numbers are integers.
-    summary = stages.convert(cfg, raw.path, converted.path, (int(shard), int(shards)), packed)
+    summary = stages.convert.run(cfg, raw.path, converted.path, (int(shard), int(shards)), mode)
     converted.metadata.update({k: v for k, v in summary.items() if k != "failed_files"})

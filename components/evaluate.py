@@ -1,7 +1,7 @@
 from kfp import dsl
 from kfp.dsl import HTML, Dataset, Input, Markdown, Metrics, Model, Output
 
-from lowlight.pipelines.cluster import IMAGE
+from lowlight.cluster import IMAGE
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
@@ -28,7 +28,7 @@ def evaluate(
 
     mlflow_cfg = MlflowConfig.model_validate(mlflow_params)
     out = Path(reports.path)
-    summary = stages.evaluate(
+    summary = stages.evaluate.run(
         EvaluateConfig.model_validate(evaluate_params),
         InferConfig.model_validate(infer_params),
         mlflow_cfg,
@@ -41,7 +41,7 @@ def evaluate(
         for bucket, values in buckets.items():
             metrics.log_metric(f"{method}_{bucket}_psnr", values["psnr"])
             metrics.log_metric(f"{method}_{bucket}_ssim", values["ssim"])
-    gate = stages.gate(RegisterConfig.model_validate(register_params), mlflow_cfg, out)
+    gate = stages.register.gate(RegisterConfig.model_validate(register_params), mlflow_cfg, out)
     text = pages.tables_only((out / "report.md").read_text())
     Path(report.path).write_text(f"{text}\n**Gate:** {gate['reason']}\n")
     pictures = [(p.stem, p) for p in sorted((out / "grids").glob("*.png"))]

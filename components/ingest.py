@@ -1,7 +1,7 @@
 from kfp import dsl
 from kfp.dsl import Dataset, Output
 
-from lowlight.pipelines.cluster import IMAGE
+from lowlight.cluster import IMAGE
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
@@ -9,6 +9,6 @@ def ingest(source: str, dvc_repo: str, dvc_rev: str, shards: int, raw: Output[Da
     """Bring the RAW folder in (s3://, local path, or a DVC repo at a git rev); list the shards."""
     from lowlight import stages
 
-    summary = stages.ingest(source, raw.path, repo=dvc_repo or None, rev=dvc_rev or None)
+    summary = stages.ingest.run(source, raw.path, repo=dvc_repo or None, rev=dvc_rev or None)
     raw.metadata.update(summary)
     return list(range(max(1, min(int(shards), summary["raw_files"]))))

@@ -1,7 +1,7 @@
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Output
 
-from lowlight.pipelines.cluster import IMAGE
+from lowlight.cluster import IMAGE
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
@@ -16,6 +16,6 @@ def pair(
     from lowlight import stages
     from lowlight.config import PairConfig
 
-    converted.metadata.update(stages.merge_convert(converted.path, [s.path for s in shards]))
+    converted.metadata.update(stages.convert.merge(converted.path, [s.path for s in shards]))
     cfg = PairConfig.model_validate(pair_params)
-    pairs.metadata.update(stages.pair(cfg, converted.path, pairs.path, lists_dir=raw.path))
+    pairs.metadata.update(stages.pair.run(cfg, converted.path, pairs.path, lists_dir=raw.path))

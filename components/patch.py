@@ -1,7 +1,7 @@
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Output
 
-from lowlight.pipelines.cluster import IMAGE
+from lowlight.cluster import IMAGE
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
@@ -18,6 +18,6 @@ def patch(
     from lowlight.config import ModelConfig, PatchConfig
 
     cfg = PatchConfig.model_validate(patch_params)
-    packed = ModelConfig.model_validate(model_params).input == "bayer"
-    summary = stages.patch(cfg, pairs.path, patches.path, int(seed), converted.path, packed)
+    mode = ModelConfig.model_validate(model_params).input
+    summary = stages.patch.run(cfg, pairs.path, patches.path, int(seed), converted.path, mode)
     patches.metadata.update(summary)

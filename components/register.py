@@ -1,7 +1,7 @@
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Markdown, Model, Output
 
-from lowlight.pipelines.cluster import IMAGE
+from lowlight.cluster import IMAGE
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
@@ -21,7 +21,7 @@ def register(
     from lowlight.config import InferConfig, MlflowConfig, RegisterConfig
 
     out = Path(tempfile.mkdtemp(prefix="lowlight-register-")) / "registration.json"
-    result = stages.register(
+    result = stages.register.run(
         RegisterConfig.model_validate(register_params),
         InferConfig.model_validate(infer_params),
         MlflowConfig.model_validate(mlflow_params),

@@ -1,7 +1,7 @@
 from kfp import dsl
 from kfp.dsl import HTML, Dataset, Input, Metrics, Model, Output
 
-from lowlight.pipelines.cluster import IMAGE
+from lowlight.cluster import IMAGE
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
@@ -23,7 +23,7 @@ def train(
     from lowlight.config import MlflowConfig, ModelConfig, TrainConfig
 
     work = Path(tempfile.mkdtemp(prefix="lowlight-train-"))
-    summary = stages.train(
+    summary = stages.train.run(
         ModelConfig.model_validate(model_params),
         TrainConfig.model_validate(train_params),
         MlflowConfig.model_validate(mlflow_params),

@@ -1,7 +1,7 @@
 from kfp import dsl
 from kfp.dsl import HTML, Dataset, Input, Metrics, Model, Output
 
-from lowlight.pipelines.cluster import IMAGE
+from lowlight.cluster import IMAGE
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
@@ -39,7 +39,7 @@ def train_job(
         **cluster_names,
     }
     reports = Path(model.path).parent / "reports"
-    summary = stages.train_job(
+    summary = stages.train.run_job(
         ModelConfig.model_validate(model_params),
         TrainConfig.model_validate(train_params),
         MlflowConfig.model_validate(mlflow_params),

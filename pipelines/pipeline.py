@@ -11,10 +11,10 @@ from kfp import dsl, kubernetes
 from kfp.dsl import PipelineTask
 from kfp.dsl.graph_component import GraphComponent
 
+from lowlight import cluster
 from lowlight import components as steps
 from lowlight.config import Params
 from lowlight.errors import ConfigError
-from lowlight.pipelines import cluster
 
 NAME = "lowlight"
 SECTIONS = ("convert", "pair", "patch", "model", "train", "infer", "evaluate", "register", "mlflow")

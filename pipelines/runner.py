@@ -11,9 +11,10 @@ from pathlib import Path
 
 import yaml
 
+from lowlight import cluster
 from lowlight.config import Params, validate
 from lowlight.errors import ConfigError, LowlightError
-from lowlight.pipelines import cluster, pipeline
+from lowlight.pipelines import pipeline
 
 TOKEN_ENV = "KF_PIPELINES_TOKEN"
 

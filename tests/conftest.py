@@ -19,7 +19,7 @@ TINY = {"scenes": 3, "size": "32x48", "frames": 2}
 def sony_master(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A read-only tiny SID-layout dataset (3 scenes, one per split); copy it before changing."""
     root = tmp_path_factory.mktemp("synthetic")
-    stages.synth(override(Params().synth, "synth", **TINY), root, seed=0)
+    stages.synth.run(override(Params().synth, "synth", **TINY), root, seed=0)
     return root
 
 
@@ -46,11 +46,11 @@ def tiny_patches(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """16x16 patches (stride 8) of a 5-scene synthetic set: 45 train and 15 val patches."""
     root = tmp_path_factory.mktemp("patches")
     p = Params()
-    stages.synth(override(p.synth, "synth", scenes=5, size="32x48", frames=1), root / "raw", 0)
-    stages.convert(p.convert, root / "raw/Sony", root / "conv")
-    stages.pair(p.pair, root / "conv", root / "pairs.parquet")
+    stages.synth.run(override(p.synth, "synth", scenes=5, size="32x48", frames=1), root / "raw", 0)
+    stages.convert.run(p.convert, root / "raw/Sony", root / "conv")
+    stages.pair.run(p.pair, root / "conv", root / "pairs.parquet")
     cfg = override(p.patch, "patch", size=16, stride=8, row_group=16)
-    stages.patch(cfg, root / "pairs.parquet", root / "patches", seed=0)
+    stages.patch.run(cfg, root / "pairs.parquet", root / "patches", seed=0)
     return root / "patches"
 
 
@@ -73,7 +73,7 @@ def tiny_models(tiny_patches: Path) -> Path:
     from lowlight.config import MlflowConfig, ModelConfig, TrainConfig
 
     root = tiny_patches.parent
-    stages.train(
+    stages.train.run(
         ModelConfig(**TINY_MODEL),
         TrainConfig(**TINY_TRAIN),
         MlflowConfig(tracking_uri=f"sqlite:///{root / 'mlflow.db'}"),

@@ -13,8 +13,10 @@ from lowlight import imageio, raw
 from lowlight.dng import DngMeta, write_dng
 from lowlight.errors import ConfigError, RawDecodeError
 from lowlight.models import ConvDiscriminator, UNetGenerator
-from lowlight.patches import PatchSpec, cut_windows
+from lowlight.modes import MODES
+from lowlight.patches import PatchSpec
 from lowlight.tiling import blend_tiles
+from lowlight.windows import cut_windows
 
 LAYOUTS = {"RGGB": "RGGB", "GRBG": "GRBG", "GBRG": "GBRG", "BGGR": "BGGR"}
 
@@ -132,12 +134,12 @@ def test_blend_tiles_with_a_model_that_doubles_the_size_is_seamless():
 
 
 def test_bayer_patch_spec_and_aligned_windows():
-    spec = PatchSpec.bayer(32, 16, "uint8", "abc")
+    spec = MODES["bayer"].patch_spec(32, 16, "uint8", "abc")
     assert spec.dark_shape == (16, 16, 4) and spec.bright_shape == (32, 32, 3)
     assert PatchSpec.from_metadata(spec.metadata()) == spec
     assert spec.dark_pixels == "uint16" and spec.input == "bayer"
     with pytest.raises(ConfigError, match="even"):
-        PatchSpec.bayer(31, 16)
+        MODES["bayer"].patch_spec(31, 16)
     packed = np.random.default_rng(0).random((20, 30, 4))
     bright = packed[..., :3].repeat(2, 0).repeat(2, 1)
     starts, dark_windows = cut_windows(packed, 8, 4)

@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from lowlight.card import ModelCard
 from lowlight.patches import scan
 from tests.test_bayer import write_camera_dng
 
@@ -56,8 +57,9 @@ def test_bayer_mode_end_to_end(cli, tmp_path, monkeypatch):
     assert spec.input == "bayer" and spec.dark_shape == (16, 16, 4)
 
     run("train", "patches", "models")
-    config = json.loads((tmp_path / "models/generator.json").read_text())
-    assert config["input"] == "bayer" and config["in_channels"] == 4 and config["scale"] == 2
+    card = ModelCard.load(tmp_path / "models")
+    assert card.input == "bayer" and card.arguments["in_channels"] == 4
+    assert card.arguments["scale"] == 2
 
     run("evaluate", "models", "pairs.parquet")
     metrics = json.loads((tmp_path / "reports/metrics.json").read_text())

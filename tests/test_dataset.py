@@ -6,7 +6,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from lowlight.dataset import PatchStream, PatchTable, augment, to_tensor
-from lowlight.patches import PatchSpec, PatchWriter, iter_patches
+from lowlight.modes import MODES
+from lowlight.patches import PatchWriter, iter_patches
 
 
 def make_parts(folder, count=90, row_group=7, size=8, same=False):
@@ -14,7 +15,9 @@ def make_parts(folder, count=90, row_group=7, size=8, same=False):
     dark = rng.integers(0, 256, (count, size, size, 3), dtype=np.uint8)
     bright = dark.copy() if same else rng.integers(0, 256, (count, size, size, 3), dtype=np.uint8)
     starts = np.zeros((count, 2), np.int32)
-    with PatchWriter(folder, PatchSpec.rgb(size, size), row_group, 4 * row_group) as writer:
+    with PatchWriter(
+        folder, MODES["rgb"].patch_spec(size, size), row_group, 4 * row_group
+    ) as writer:
         writer.add("p", "s", 100.0, starts, dark, bright)
     return folder
 

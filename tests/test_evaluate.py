@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from lowlight import stages
+from lowlight.card import ModelCard
 from lowlight.config import EvaluateConfig, InferConfig, MlflowConfig, Params
 from lowlight.errors import ConfigError, DatasetError
 from lowlight.export import export_onnx
@@ -21,7 +22,7 @@ SMALL_TILES = InferConfig(tile=32, overlap=8, batch=2, device="cpu")
 def run_evaluate(tiny_models, tmp_path, **cfg):
     root = tiny_models.parent
     mlflow_cfg = MlflowConfig(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
-    return stages.evaluate(
+    return stages.evaluate.run(
         EvaluateConfig(**cfg), SMALL_TILES, mlflow_cfg, tiny_models, root / "pairs.parquet",
         None, tmp_path / "reports",
     )  # fmt: skip
@@ -69,8 +70,10 @@ def test_onnx_matches_torch_on_odd_sizes(tiny_models, tmp_path):
     summary = export_onnx(tiny_models, tmp_path / "g.onnx")
     assert summary["bytes"] > 0 and (tmp_path / "g.onnx").exists()
     torch_fn, _ = load_model(tiny_models, "cpu")
-    onnx_fn, meta = load_model(tmp_path / "g.onnx")
-    assert meta["multiple"] == "4"
+    onnx_fn, card = load_model(tmp_path / "g.onnx")
+    assert card == ModelCard.load(tiny_models)
+    meta = onnxruntime.InferenceSession(str(tmp_path / "g.onnx")).get_modelmeta()
+    assert meta.custom_metadata_map["multiple"] == "4"
     for shape in [(1, 3, 37, 53), (2, 3, 16, 16), (1, 3, 61, 29)]:
         tiles = np.random.default_rng(0).random(shape, dtype=np.float32)
         np.testing.assert_allclose(onnx_fn(tiles), torch_fn(tiles), atol=1e-3)
@@ -125,7 +128,7 @@ def test_evaluation_is_logged_to_the_training_run(tiny_models, tmp_path):
     import mlflow
 
     run_evaluate(tiny_models, tmp_path)
-    run_id = json.loads((tiny_models / "generator.json").read_text())["mlflow_run_id"]
+    run_id = ModelCard.load(tiny_models).mlflow_run_id
     client = mlflow.MlflowClient(f"sqlite:///{tiny_models.parent / 'mlflow.db'}")
     data = client.get_run(run_id).data
     assert "test_overall_psnr_model" in data.metrics

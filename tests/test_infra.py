@@ -1,4 +1,4 @@
-"""infra/ agrees with the pipeline's contract (lowlight.pipelines.cluster) and holds no secrets.
+"""infra/ agrees with the pipeline's contract (lowlight.cluster) and holds no secrets.
 
 No Docker engine or cluster exists here: the Dockerfile, docker-compose and the kustomize
 manifests are checked by reading them, `kubectl kustomize` renders the overlays when kubectl
@@ -20,8 +20,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 import yaml
 
-from lowlight import __version__
-from lowlight.pipelines import cluster
+from lowlight import __version__, cluster
 
 ROOT = Path(__file__).resolve().parents[1]
 INFRA = ROOT / "infra"

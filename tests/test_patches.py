@@ -1,71 +1,16 @@
-import math
-
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
 from lowlight import stages
 from lowlight.config import Params
-from lowlight.patches import (
-    PatchSpec,
-    PatchWriter,
-    cut_windows,
-    iter_patches,
-    reassemble,
-    scan,
-    window_starts,
-)
-
-
-@pytest.mark.parametrize(
-    "length, size, stride, expected",
-    [
-        (256, 100, 50, [0, 50, 100, 150, 156]),
-        (200, 100, 50, [0, 50, 100]),
-        (100, 100, 50, [0]),
-        (60, 100, 50, [0]),
-        (101, 100, 50, [0, 1]),
-    ],
-)
-def test_window_starts(length, size, stride, expected):
-    assert window_starts(length, size, stride) == expected
-
-
-@pytest.mark.parametrize("length", [100, 101, 149, 150, 151, 333, 1416])
-def test_window_count_formula_and_edge_alignment(length):
-    starts = window_starts(length, 100, 50)
-    assert len(starts) == math.ceil((length - 100) / 50) + 1
-    assert starts[-1] + 100 == length  # the last window touches the edge
-
-
-def test_windows_cover_every_pixel():
-    image = np.zeros((137, 211, 3), np.uint8)
-    starts, windows = cut_windows(image, 40, 30)
-    covered = np.zeros(image.shape[:2], bool)
-    for y, x in starts:
-        covered[y : y + 40, x : x + 40] = True
-    assert covered.all() and windows.shape == (len(starts), 40, 40, 3)
-
-
-def test_round_trip_image_patches_image():
-    rng = np.random.default_rng(0)
-    image = rng.integers(0, 256, (137, 211, 3), dtype=np.uint8)
-    starts, windows = cut_windows(image, 40, 30)
-    assert np.array_equal(reassemble(starts, windows, image.shape), image)
-
-
-def test_small_image_is_padded_by_reflection():
-    image = np.arange(30 * 20 * 3, dtype=np.uint16).reshape(30, 20, 3)
-    starts, windows = cut_windows(image, 32, 16)
-    assert starts.tolist() == [[0, 0]] and windows.shape == (1, 32, 32, 3)
-    assert np.array_equal(windows[0, :30, :20], image)
-    assert np.array_equal(windows[0, 30:, :20], image[::-1][:2])  # mirrored rows
-    assert np.array_equal(reassemble(starts, windows, image.shape), image)
+from lowlight.modes import MODES
+from lowlight.patches import PatchWriter, iter_patches, scan
 
 
 def write_patches(folder, count, row_group=8, part_rows=16, size=8, seed=0):
     rng = np.random.default_rng(seed)
-    spec = PatchSpec.rgb(size, size // 2, "uint8", pairs_sha256="abc")
+    spec = MODES["rgb"].patch_spec(size, size // 2, "uint8", pairs_sha256="abc")
     dark = rng.integers(0, 256, (count, size, size, 3), dtype=np.uint8)
     bright = rng.integers(0, 256, (count, size, size, 3), dtype=np.uint8)
     starts = np.stack([np.arange(count), np.zeros(count)], 1).astype(np.int32)
@@ -104,7 +49,7 @@ def test_same_input_same_bytes(tmp_path):
 
 
 def test_failure_mid_write_leaves_no_partial_part(tmp_path):
-    spec = PatchSpec.rgb(8, 4)
+    spec = MODES["rgb"].patch_spec(8, 4)
     window = np.zeros((12, 8, 8, 3), np.uint8)
     starts = np.zeros((12, 2), np.int32)
     with pytest.raises(RuntimeError, match="boom"), PatchWriter(tmp_path, spec, 4, 100) as writer:
@@ -116,10 +61,10 @@ def test_failure_mid_write_leaves_no_partial_part(tmp_path):
 def test_patch_stage_skips_bad_pairs_and_counts(sony, tmp_path, caplog):
     p = Params()
     conv = tmp_path / "conv"
-    stages.convert(p.convert, sony / "Sony", conv)
-    stages.pair(p.pair, conv, tmp_path / "pairs.parquet")
+    stages.convert.run(p.convert, sony / "Sony", conv)
+    stages.pair.run(p.pair, conv, tmp_path / "pairs.parquet")
     cfg = p.patch.model_copy(update={"size": 16, "stride": 8})
-    good = stages.patch(cfg, tmp_path / "pairs.parquet", tmp_path / "p1", seed=0)
+    good = stages.patch.run(cfg, tmp_path / "pairs.parquet", tmp_path / "p1", seed=0)
     # 32x48 frames, 16/8 windows: 3 x 5 = 15 per pair; one train and one val pair
     assert (good["train_patches"], good["val_patches"], good["skipped"]) == (15, 15, 0)
 
@@ -128,7 +73,7 @@ def test_patch_stage_skips_bad_pairs_and_counts(sony, tmp_path, caplog):
 
     val_dark = conv / "short/20001_00_0.1s.jpg"
     write_image(val_dark, read_image(val_dark)[:, :40].copy(), "jpeg")  # size mismatch
-    bad = stages.patch(cfg, tmp_path / "pairs.parquet", tmp_path / "p2", seed=0)
+    bad = stages.patch.run(cfg, tmp_path / "pairs.parquet", tmp_path / "p2", seed=0)
     assert (bad["train_patches"], bad["val_patches"], bad["skipped"]) == (0, 0, 2)
     assert "00001_00_10s.jpg" in caplog.text and "00001_00_0.1s.jpg" in caplog.text
     assert "is 40x32 but" in caplog.text
@@ -136,11 +81,12 @@ def test_patch_stage_skips_bad_pairs_and_counts(sony, tmp_path, caplog):
 
 def test_max_per_image_is_a_seeded_subset(sony, tmp_path):
     p = Params()
-    stages.convert(p.convert, sony / "Sony", tmp_path / "conv")
-    stages.pair(p.pair, tmp_path / "conv", tmp_path / "pairs.parquet")
+    stages.convert.run(p.convert, sony / "Sony", tmp_path / "conv")
+    stages.pair.run(p.pair, tmp_path / "conv", tmp_path / "pairs.parquet")
     cfg = p.patch.model_copy(update={"size": 16, "stride": 8, "max_per_image": 4})
     runs = [
-        stages.patch(cfg, tmp_path / "pairs.parquet", tmp_path / f"o{i}", seed=3) for i in (1, 2)
+        stages.patch.run(cfg, tmp_path / "pairs.parquet", tmp_path / f"o{i}", seed=3)
+        for i in (1, 2)
     ]
     assert runs[0]["train_patches"] == 4
     a = (tmp_path / "o1/train/part-00000.parquet").read_bytes()

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lowlight import components
+from lowlight import cluster, components
 from lowlight.config import Params
 from lowlight.errors import ConfigError
-from lowlight.pipelines import cluster, pipeline, runner
+from lowlight.pipelines import pipeline, runner
 
 STEPS = ["ingest", "convert", "pair", "patch", "train", "evaluate", "register"]
 

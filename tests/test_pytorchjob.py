@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lowlight import pytorchjob
+from lowlight import cluster, pytorchjob
 from lowlight.config import Params
-from lowlight.pipelines import cluster, runner
+from lowlight.pipelines import runner
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -51,7 +51,7 @@ def test_decode_amplifies_in_linear_space(tmp_path):
     bright, _, gain = decode(path, 10.0, bits=16)
     assert gain == 10.0
     # The sRGB curve is not linear: compare after undoing it.
-    from lowlight.synth import srgb_to_linear
+    from lowlight.colour import srgb_to_linear
 
     ratio = srgb_to_linear(bright.mean() / 65535) / srgb_to_linear(dark.mean() / 65535)
     assert ratio == pytest.approx(10.0, rel=0.03)

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from lowlight import synth
-from lowlight.synth import NoiseModel, expose, mosaic_rggb, srgb_to_linear
+from lowlight.colour import srgb_to_linear
+from lowlight.synth import NoiseModel, expose, mosaic_rggb
 
 
 def test_srgb_to_linear_known_values():

@@ -1,7 +1,6 @@
 """Training: steps, checkpoints, kill-and-resume, MLflow tracking on the sqlite default."""
 
 import csv
-import json
 import os
 import signal
 import subprocess
@@ -13,6 +12,7 @@ import pytest
 import torch
 
 from lowlight import stages
+from lowlight.card import ModelCard
 from lowlight.config import MlflowConfig, ModelConfig, TrainConfig
 from lowlight.dataset import PatchStream
 from lowlight.train import Trainer, train_step
@@ -99,7 +99,7 @@ def test_resume_without_checkpoint_is_one_clear_error(cli, tiny_patches, tmp_pat
 def test_train_outputs_and_mlflow_run(tiny_patches, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    summary = stages.train(
+    summary = stages.train.run(
         ModelConfig(**TINY_MODEL),
         TrainConfig(**{**TINY_TRAIN, "epochs": 2}),
         MlflowConfig(),  # the sqlite default, relative to the working directory
@@ -111,8 +111,8 @@ def test_train_outputs_and_mlflow_run(tiny_patches, tmp_path, monkeypatch):
     assert (tmp_path / "mlruns/mlflow.db").exists()
     for path in ("models/generator.pt", "models/discriminator.pt", "checkpoints/models/last.pt"):
         assert torch.load(tmp_path / path, weights_only=True)
-    config = json.loads((tmp_path / "models/generator.json").read_text())
-    assert config["architecture"] == "UNetGenerator" and config["depth"] == 2
+    card = ModelCard.load(tmp_path / "models")
+    assert card.architecture == "UNetGenerator" and card.arguments["depth"] == 2
     with open(tmp_path / "reports/train_history.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert [r["epoch"] for r in rows] == ["1", "2"] and float(rows[-1]["val_psnr"]) > 0

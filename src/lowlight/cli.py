@@ -1,6 +1,7 @@
 """The ``lowlight`` command: one sub-command per stage, in pipeline order.
 
-Thin edge: parse flags, merge them over params.yaml, call ``lowlight.stages``, print a summary.
+Thin edge: parse flags, merge them over params.yaml, call a ``lowlight.stages`` module, print a
+summary.
 Expected failures (``LowlightError``) become one red line and exit code 1.
 """
 
@@ -102,7 +103,7 @@ def synth(
     with user_errors():
         p = load_params(params)
         cfg = override(p.synth, "synth", scenes=scenes, size=size, frames=frames, photos=photos)
-        show("synth", stages.synth(cfg, out_dir, seed if seed is not None else p.seed))
+        show("synth", stages.synth.run(cfg, out_dir, seed if seed is not None else p.seed))
 
 
 def parse_ratio(text: str | None) -> float | str | None:
@@ -143,7 +144,7 @@ def convert(
 
     with user_errors():
         if merge:
-            show("convert --merge", stages.merge_convert(out_dir or in_dir))
+            show("convert --merge", stages.convert.merge(out_dir or in_dir))
             return
         if out_dir is None:
             raise ConfigError("convert needs IN and OUT folders")
@@ -158,8 +159,9 @@ def convert(
             ratio=parse_ratio(ratio),
             workers=workers,
         )
-        summary = stages.convert(cfg, in_dir, out_dir, parse_shard(shard) if shard else None,
-                                 packed=p.model.input == "bayer")  # fmt: skip
+        summary = stages.convert.run(
+            cfg, in_dir, out_dir, parse_shard(shard) if shard else None, p.model.input
+        )
         show("convert", summary)
 
 
@@ -176,7 +178,7 @@ def pair(
     """Pair each short exposure with its scene's long exposure."""
     with user_errors():
         cfg = override(load_params(params).pair, "pair", select=select)
-        show("pair", stages.pair(cfg, converted, pairs_path, lists))
+        show("pair", stages.pair.run(cfg, converted, pairs_path, lists))
 
 
 @app.command()
@@ -200,8 +202,7 @@ def patch(
             p.patch, "patch", size=size, stride=stride, format=format, max_per_image=max_per_image
         )
         seed = seed if seed is not None else p.seed
-        packed = p.model.input == "bayer"
-        show("patch", stages.patch(cfg, pairs_path, out_dir, seed, images, packed))
+        show("patch", stages.patch.run(cfg, pairs_path, out_dir, seed, images, p.model.input))
 
 
 @app.command()
@@ -228,7 +229,7 @@ def train(
         p = load_params(params)
         cfg = override(p.train, "train", epochs=epochs, batch_size=batch_size, lr=lr, device=device)
         seed = seed if seed is not None else p.seed
-        summary = stages.train(
+        summary = stages.train.run(
             p.model, cfg, p.mlflow, patches_dir, models_dir, reports, seed, resume, checkpoints
         )
         if "rank" not in summary:  # under torchrun, rank 0 reports for the group
@@ -250,7 +251,7 @@ def evaluate(
     with user_errors():
         p = load_params(params)
         cfg = override(p.evaluate, "evaluate", crop=crop)
-        summary = stages.evaluate(
+        summary = stages.evaluate.run(
             cfg, p.infer, p.mlflow, models_dir, pairs_path, converted, out_dir
         )
         show("evaluate", summary)
@@ -282,7 +283,7 @@ def enhance(
         infer = override(p.infer, "infer", tile=tile, device=device)
         gain = parse_ratio(ratio)
         model = model or f"models:/{p.register_.model_name}@champion"
-        summary = stages.enhance(p.convert, infer, p.mlflow, model, inputs, out_dir, gain)
+        summary = stages.enhance.run(p.convert, infer, p.mlflow, model, inputs, out_dir, gain)
         show("enhance", summary)
 
 
@@ -297,7 +298,7 @@ def register(
     with user_errors():
         p = load_params(params)
         cfg = override(p.register_, "register", model_name=name)
-        result = stages.register(cfg, p.infer, p.mlflow, models_dir, reports)
+        result = stages.register.run(cfg, p.infer, p.mlflow, models_dir, reports)
         show("register", result)
         out.print(
             "load it: mlflow.pyfunc.load_model("
@@ -411,7 +412,8 @@ def pipeline_compile(
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:
     """Compile the pipeline (defaults from params.yaml) to Kubeflow's IR YAML."""
-    from lowlight.pipelines import cluster, runner
+    from lowlight import cluster
+    from lowlight.pipelines import runner
 
     with user_errors():
         summary = runner.compile_pipeline(
@@ -452,7 +454,8 @@ def pipeline_submit(
     """Compile and start a run on a cluster; the token comes from KF_PIPELINES_TOKEN."""
     import tempfile
 
-    from lowlight.pipelines import cluster, runner
+    from lowlight import cluster
+    from lowlight.pipelines import runner
 
     with user_errors(), tempfile.TemporaryDirectory() as tmp:
         p = load_params(params)

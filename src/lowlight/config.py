@@ -19,6 +19,7 @@ from pydantic import (
     model_validator,
 )
 
+from lowlight import modes
 from lowlight.errors import ConfigError
 from lowlight.sid import MAX_RATIO
 
@@ -89,10 +90,10 @@ class PatchConfig(Section):
 
 
 class ModelConfig(Section):
-    input: Literal["rgb", "bayer"] = Field(
-        "rgb",
-        description="rgb: the amplified sRGB conversion (the seed); bayer: the packed RAW "
-        "mosaic (4 channels, half size, as in the SID paper) -> RGB at full size",
+    input: str = Field(
+        modes.DEFAULT,
+        description="an input mode of lowlight.modes: rgb, the amplified sRGB conversion (the "
+        "seed); bayer, the packed RAW mosaic (4 channels, half size, as in the SID paper)",
     )
     depth: int = Field(3, ge=1, le=6, description="U-Net levels (poolings)")
     width: int = Field(16, ge=4, description="channels of the first level, doubled per level")
@@ -101,10 +102,18 @@ class ModelConfig(Section):
     disc_hidden: int = Field(256, ge=8)
     dropout: float = Field(0.3, ge=0, lt=1)
 
+    @field_validator("input")
+    @classmethod
+    def _known_mode(cls, value: str) -> str:
+        if value not in modes.MODES:
+            raise ValueError(f"unknown input mode {value!r} (known: {', '.join(modes.MODES)})")
+        return value
+
     @model_validator(mode="after")
-    def _residual_needs_rgb(self) -> ModelConfig:
-        if self.residual and self.input != "rgb":
-            raise ValueError("residual needs input rgb (a packed Bayer input is not an image)")
+    def _residual_needs_an_image(self) -> ModelConfig:
+        if self.residual and not modes.get(self.input).residual:
+            raise ValueError(f"residual needs an image input, not {self.input} (a packed "
+                             "mosaic is not the image the output is)")  # fmt: skip
         return self
 
 

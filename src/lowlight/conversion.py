@@ -10,28 +10,32 @@ import contextlib
 import hashlib
 import json
 import logging
+import multiprocessing
 import os
 import shutil
 from collections import defaultdict
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path, PurePosixPath
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from tqdm import tqdm
 
-from lowlight import __version__, storage
+from lowlight import __version__, modes, storage
 from lowlight.config import ConvertConfig
-from lowlight.errors import ConfigError, DatasetError, LowlightError
-from lowlight.imageio import BITS, SUFFIX, write_image, write_packed
-from lowlight.raw import RAW_SUFFIXES, decode, decode_packed
+from lowlight.errors import DatasetError, LowlightError
+from lowlight.imageio import BITS, SUFFIX, write_image
+from lowlight.modes import InputMode
+from lowlight.raw import RAW_SUFFIXES, decode
 from lowlight.sid import exposure_ratio, parse_name
 from lowlight.storage import Location, atomic_path
 
 log = logging.getLogger(__name__)
 
 MANIFEST = "converted.parquet"
-PACKED_SUFFIX = ".bayer.png"  # packed Bayer inputs beside the RGB conversion
 # SID's long exposures are 10 s or 30 s and its short ones 0.1 s or less: 1 s separates them.
 LONG_EXPOSURE_MIN = 1.0
 MANIFEST_SCHEMA = pa.schema(
@@ -48,7 +52,7 @@ MANIFEST_SCHEMA = pa.schema(
         ("status", pa.string()),  # ok | failed
         ("error", pa.string()),
         ("settings", pa.string()),  # what produced the output; unchanged -> skip on re-run
-        ("packed", pa.string()),  # packed Bayer (model.input: bayer), relative; null otherwise
+        ("packed", pa.string()),  # the input mode's own file (bayer: the packed mosaic) or null
     ]
 )
 
@@ -59,7 +63,7 @@ class Job:
     output: str
     gain: float | str  # a number or "auto"
     exposure: float | None  # from the SID name, when it has one
-    packed: str | None = None  # where the packed Bayer input goes (model.input: bayer)
+    input_file: str | None = None  # where the input mode's own file goes (lowlight.modes)
 
 
 def list_raw_files(raw_dir: Location) -> list[str]:
@@ -89,14 +93,13 @@ def parse_shard(text: str) -> tuple[int, int]:
     return index, count
 
 
-def plan_jobs(files: list[str], cfg: ConvertConfig, packed: bool = False) -> list[Job]:
+def plan_jobs(files: list[str], cfg: ConvertConfig, mode: InputMode) -> list[Job]:
     """One job per file with its gain: SID shorts by exposure ratio, others by ``cfg.ratio``.
 
     The ratio uses the longest exposure of the same scene among ALL files (not only a shard's).
-    ``packed``: amplified frames (the model's inputs) also get a packed Bayer output.
+    The input ``mode`` may add a file of its own per job (bayer: the packed mosaic).
     """
-    if packed and not cfg.amplify:
-        raise ConfigError("model.input bayer packs amplified frames: set convert.amplify: true")
+    mode.check_convert(cfg)
     names = {f: parse_name(f) for f in files}
     longest: dict[str, float] = defaultdict(float)
     for name in names.values():
@@ -120,10 +123,8 @@ def plan_jobs(files: list[str], cfg: ConvertConfig, packed: bool = False) -> lis
             gain = fallback
             missing_long.add(name.scene_id)
         output = Path(source).with_suffix(SUFFIX[cfg.format]).as_posix()
-        bayer = (
-            Path(source).with_suffix(PACKED_SUFFIX).as_posix() if packed and gain != 1.0 else None
-        )
-        jobs.append(Job(source, output, gain, name.exposure if name else None, bayer))
+        own = mode.input_file(source, gain)
+        jobs.append(Job(source, output, gain, name.exposure if name else None, own))
     if missing_long:
         log.warning(
             "no long exposure for scene(s) %s: their frames get gain %s (set --ratio)",
@@ -133,12 +134,12 @@ def plan_jobs(files: list[str], cfg: ConvertConfig, packed: bool = False) -> lis
     return jobs
 
 
-def settings_key(job: Job, cfg: ConvertConfig) -> str:
+def settings_key(job: Job, cfg: ConvertConfig, mode: InputMode) -> str:
     """Everything that changes the output bytes of a job."""
     keys = {"format": cfg.format, "quality": cfg.quality, "half_size": cfg.half_size}
     keys["gain"] = job.gain
-    if job.packed:
-        keys["packed"] = PACKED_SUFFIX
+    if job.input_file:
+        keys.update(mode.settings())
     if job.gain == "auto":
         keys.update(auto_target=cfg.auto_target, max_ratio=cfg.max_ratio)
     return json.dumps(keys, sort_keys=True)
@@ -159,6 +160,7 @@ def convert_one(
     cfg: ConvertConfig,
     previous: dict | None = None,
     previous_dir: Location | None = None,
+    mode: InputMode = modes.MODES[modes.DEFAULT],
 ) -> dict:
     """Convert one file; never raises for a bad file: it becomes a ``failed`` row.
 
@@ -168,10 +170,10 @@ def convert_one(
     """
     previous_dir = previous_dir or out_dir
     row = {field.name: None for field in MANIFEST_SCHEMA}
-    row.update(source=job.source, settings=settings_key(job, cfg), exposure=job.exposure)
+    row.update(source=job.source, settings=settings_key(job, cfg, mode), exposure=job.exposure)
     try:
         with storage.local_file(storage.join(raw_dir, job.source)) as source:
-            return _convert_file(source, out_dir, job, cfg, row, previous, previous_dir)
+            return _convert_file(source, out_dir, job, cfg, row, previous, previous_dir, mode)
     except OSError as exc:
         return {**row, "status": "failed", "error": f"cannot read: {exc}"}
 
@@ -184,9 +186,10 @@ def _convert_file(
     row: dict,
     previous: dict | None,
     previous_dir: Location,
+    mode: InputMode,
 ) -> dict:
     row["source_sha256"] = sha256_file(source)
-    outputs = [job.output] + ([job.packed] if job.packed else [])
+    outputs = [job.output] + ([job.input_file] if job.input_file else [])
     if (
         previous is not None
         and previous["status"] == "ok"
@@ -207,10 +210,8 @@ def _convert_file(
             max_gain=cfg.max_ratio,
         )
         write_image(storage.join(out_dir, job.output), image, cfg.format, cfg.quality)
-        if job.packed:
-            # the same gain as the RGB output, so that "auto" packs what it converted
-            packed, _, _ = decode_packed(source, gain)
-            write_packed(storage.join(out_dir, job.packed), packed)
+        if job.input_file:
+            mode.write_input(source, storage.join(out_dir, job.input_file), gain)
     except LowlightError as exc:
         log.warning("%s", exc)
         return {**row, "status": "failed", "error": str(exc)}
@@ -223,9 +224,34 @@ def _convert_file(
         height=meta.height,
         gain=gain,
         status="ok",
-        packed=job.packed,
+        packed=job.input_file,
     )
     return row
+
+
+def convert_jobs(
+    jobs: list[Job],
+    cfg: ConvertConfig,
+    raw_dir: Location,
+    out: Location,
+    previous: dict,
+    previous_dir: Location,
+    mode: InputMode,
+) -> list[dict]:
+    """Run the conversion jobs, in worker processes when ``cfg.workers`` > 1."""
+    work = partial(convert_one, raw_dir, out, previous_dir=previous_dir, mode=mode)
+    args = [(job, cfg, previous.get(job.source)) for job in jobs]
+    bar = partial(tqdm, total=len(jobs), desc="convert", unit="file")
+    if cfg.workers > 1 and len(jobs) > 1:
+        # spawn, not fork: LibRaw's OpenMP and OpenCV's thread pools deadlock in forked children;
+        # one OpenMP thread per worker, or N workers x one thread per core oversubscribe the CPU.
+        spawn = multiprocessing.get_context("spawn")
+        with (
+            single_threaded_children(),
+            ProcessPoolExecutor(max_workers=cfg.workers, mp_context=spawn) as pool,
+        ):
+            return list(bar(pool.map(work, *zip(*args, strict=True))))
+    return [work(*a) for a in bar(args)]
 
 
 def reuse(source: Location, dest: Location) -> None:

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
-from lowlight import patches, storage
+from lowlight import modes, patches, storage
 
 Sample = tuple[torch.Tensor, torch.Tensor]
 
@@ -56,9 +56,8 @@ class PatchStream(IterableDataset):
         world_size: int | None = None,
     ):
         self.spec, self.groups = patches.scan(folder)
-        # A flip or quarter turn of a packed Bayer mosaic changes its colour layout (RGGB ->
-        # GRBG ...): the channels would no longer mean R, G, G, B. Bayer patches go unaugmented.
-        augment = augment and self.spec.input == "rgb"
+        # Flips and quarter turns only where the mode allows them (not a packed Bayer mosaic).
+        augment = augment and modes.get(self.spec.input).augmentable
         self.seed, self.shuffle_buffer, self.augment = seed, shuffle_buffer, augment
         self.rank, self.world_size = rank, world_size
         self.epoch = 0

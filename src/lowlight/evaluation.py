@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections import defaultdict
 from pathlib import Path
 
 import cv2
 import numpy as np
+from tqdm import tqdm
 
-from lowlight import metrics, storage
+from lowlight import imageio, metrics, storage
+from lowlight.card import ModelCard
+from lowlight.colour import linear_to_srgb, srgb_to_linear
 from lowlight.config import EvaluateConfig, MlflowConfig
-from lowlight.synth import srgb_to_linear
+from lowlight.modes import InputMode, to_unit
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +73,7 @@ def summarize(rows: list[dict]) -> dict:
 
 def darken(image: np.ndarray, ratio: float) -> np.ndarray:
     """What the unamplified short exposure looked like: linear light divided by the ratio."""
-    linear = srgb_to_linear(image) / ratio
-    return np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear ** (1 / 2.4) - 0.055)
+    return linear_to_srgb(srgb_to_linear(image) / ratio)
 
 
 def _label(image: np.ndarray, text: str) -> np.ndarray:
@@ -129,8 +132,64 @@ def megapixels(image: np.ndarray) -> float:
     return image.shape[0] * image.shape[1] / 1e6
 
 
+def load_pair(
+    row: dict, converted: storage.Location, mode: InputMode, crop: tuple[int, int] | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(model input, RGB dark, RGB bright) of a test pair, cropped to the same scene pixels.
+
+    A model whose output is ``mode.scale`` times its input (bayer) gets its input cropped at
+    the input's scale; the RGB images are first cut to what that input covers.
+    """
+    dark = to_unit(imageio.read_image(storage.join(converted, row["dark"])))
+    bright = to_unit(imageio.read_image(storage.join(converted, row["bright"])))
+    model_input, scale = mode.model_input(dark, row, converted), mode.scale
+    size = (scale * model_input.shape[0], scale * model_input.shape[1])
+    dark, bright = dark[: size[0], : size[1]], bright[: size[0], : size[1]]
+    small = (crop[0] // scale, crop[1] // scale) if crop else None
+    return (
+        crop_center(model_input, small),
+        crop_center(dark, crop, scale),
+        crop_center(bright, crop, scale),
+    )
+
+
+def score_pairs(
+    rows: list[dict], methods: dict, converted: storage.Location, cfg: EvaluateConfig,
+    grids_dir: Path, mode: InputMode,
+) -> tuple[list[dict], list[tuple[str, str]]]:  # fmt: skip
+    """Every method on every pair: score rows, and a comparison grid per pair in ``grids_dir``.
+
+    The model gets the mode's input; the baselines the RGB conversion of the same frame.
+    """
+    scores, grids = [], []
+    for row in tqdm(rows, desc="evaluate", unit="pair"):
+        model_input, dark, bright = load_pair(row, converted, mode, cfg.crop)
+        outputs = {}
+        for name, method in methods.items():
+            start = time.perf_counter()
+            outputs[name] = method(model_input if name == "model" else dark)
+            seconds = time.perf_counter() - start
+            scores.append(
+                {
+                    "pair_id": row["pair_id"],
+                    "scene_id": row["scene_id"],
+                    "ratio": row["ratio"],
+                    "method": name,
+                    **score(outputs[name], bright),
+                    "ms_per_mp": 1000 * seconds / megapixels(dark),
+                }
+            )
+        columns = [("dark input", darken(dark, row["ratio"]))]
+        columns += [(name, image) for name, image in outputs.items()]
+        columns += [("ground truth", bright)]
+        grid = grids_dir / f"{row['pair_id']}.png"
+        imageio.write_image(grid, comparison_grid(columns, cfg.zoom), "png")
+        grids.append((row["pair_id"], f"grids/{grid.name}"))
+    return scores, grids
+
+
 def write_evaluation(
-    out: Path, summary: dict, scores: list[dict], grids: list, config: dict, cfg: EvaluateConfig
+    out: Path, summary: dict, scores: list[dict], grids: list, card: ModelCard, cfg: EvaluateConfig
 ) -> None:
     """metrics.json (DVC metrics), per_image.csv, psnr_by_ratio.csv (DVC plot), report.md."""
     import csv
@@ -153,8 +212,9 @@ def write_evaluation(
     note = (
         f"Every method is scored on the same pixels ({crop}) against the long exposure; PSNR and "
         "SSIM from scikit-image with data range 1. Excluded scenes (misaligned in SID): "
-        f"{', '.join(cfg.exclude_scenes) or 'none'}. Model: {config.get('architecture')} "
-        f"depth {config.get('depth')} width {config.get('width')}."
+        f"{', '.join(cfg.exclude_scenes) or 'none'}. Model: {card.architecture} "
+        f"depth {card.arguments.get('depth')} width {card.arguments.get('width')}, input "
+        f"{card.input}."
     )
     with storage.atomic_path(out / "report.md") as tmp:
         tmp.write_text(report_markdown(summary, grids, note) + "\n")
@@ -167,7 +227,7 @@ def log_evaluation(mlflow_cfg: MlflowConfig, run_id: str, summary: dict, out: Pa
     from lowlight import tracking
 
     if not run_id:
-        log.warning("generator.json names no MLflow run: evaluation not logged to MLflow")
+        log.warning("the model card names no MLflow run: evaluation not logged to MLflow")
         return
     try:
         with tracking.run(mlflow_cfg, run_id=run_id):

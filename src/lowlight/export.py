@@ -13,8 +13,7 @@ import numpy as np
 import torch
 
 from lowlight import __version__, storage
-from lowlight.inference import ModelLoadError
-from lowlight.models import build_generator
+from lowlight.card import load_generator
 
 
 class _Body(torch.nn.Module):
@@ -34,16 +33,8 @@ def export_onnx(models_dir: Path, out: Path, int8: bool = False) -> dict:
     import onnxruntime as ort
     from torch.export import Dim
 
-    models_dir, out = Path(models_dir), Path(out)
-    config_path = models_dir / "generator.json"
-    if not config_path.exists():
-        raise ModelLoadError(f"{models_dir}: no generator.json (run `lowlight train`)")
-    config = json.loads(config_path.read_text())
-    generator = build_generator(config)
-    generator.load_state_dict(
-        torch.load(models_dir / "generator.pt", map_location="cpu", weights_only=True)
-    )
-    generator.eval()
+    out = Path(out)
+    generator, card = load_generator(models_dir)
     multiple = generator.multiple
     example = torch.rand(1, generator.config["in_channels"], 4 * multiple, 6 * multiple)
     shapes = ({0: Dim("batch"), 2: multiple * Dim("h"), 3: multiple * Dim("w")},)
@@ -58,7 +49,8 @@ def export_onnx(models_dir: Path, out: Path, int8: bool = False) -> dict:
         )
         program.save(str(tmp))
         model = onnx.load(str(tmp))
-        meta = {"multiple": str(multiple), "lowlight_version": __version__, **_strings(config)}
+        meta = {"multiple": str(multiple), "lowlight_version": __version__,
+                "lowlight.card": json.dumps(card.to_dict())}  # fmt: skip
         onnx.helper.set_model_props(model, meta)
         onnx.save(model, str(tmp))
         if int8:
@@ -73,7 +65,3 @@ def export_onnx(models_dir: Path, out: Path, int8: bool = False) -> dict:
     probe = np.random.default_rng(0).random((1, channels, multiple, 2 * multiple), np.float32)
     session.run(None, {"image": probe})
     return {"out": str(out), "bytes": out.stat().st_size, "int8": int8, "multiple": multiple}
-
-
-def _strings(config: dict) -> dict[str, str]:
-    return {f"lowlight.{k}": str(v) for k, v in config.items()}

@@ -1,38 +1,39 @@
-"""Load a trained generator (a models folder or an ONNX file) and enhance whole images with it."""
+"""Load a trained generator (a models folder, an ONNX file or a registered model) and enhance
+whole images and a photographer's files with it.
+
+The torch path imports the models, the card, tiling and the window grid, nothing of training;
+the ONNX path imports no torch.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from lowlight.errors import LowlightError
+from lowlight.card import ModelCard, ModelLoadError
+from lowlight.errors import DatasetError, LowlightError
 from lowlight.tiling import TileFn, blend_tiles, pad_to_multiple
 
+if TYPE_CHECKING:
+    from lowlight.config import ConvertConfig, InferConfig
 
-class ModelLoadError(LowlightError):
-    """A model location that cannot be loaded."""
+log = logging.getLogger(__name__)
 
 
-def load_torch(models_dir: Path, device: str = "auto") -> tuple[TileFn, dict]:
-    """(tile function, architecture config) of ``models_dir/generator.{pt,json}``."""
+def load_torch(models_dir: Path, device: str = "auto") -> tuple[TileFn, ModelCard]:
+    """(tile function, model card) of a models folder."""
     import torch
 
-    from lowlight.models import build_generator
-    from lowlight.train import pick_device
+    from lowlight.card import load_generator
+    from lowlight.devices import pick_device
 
-    models_dir = Path(models_dir)
-    config_path, weights = models_dir / "generator.json", models_dir / "generator.pt"
-    if not config_path.exists() or not weights.exists():
-        raise ModelLoadError(
-            f"{models_dir}: needs generator.pt and generator.json (run `lowlight train`)"
-        )
-    config = json.loads(config_path.read_text())
-    generator = build_generator(config)
-    generator.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    generator, card = load_generator(models_dir)
     torch_device = pick_device(device)
-    generator.to(torch_device).eval()
+    generator.to(torch_device)
 
     @torch.inference_mode()
     def run(tiles: np.ndarray) -> np.ndarray:
@@ -43,11 +44,11 @@ def load_torch(models_dir: Path, device: str = "auto") -> tuple[TileFn, dict]:
             out = generator(batch)
         return out.float().cpu().numpy()
 
-    return run, config
+    return run, card
 
 
-def load_onnx(path: Path) -> tuple[TileFn, dict]:
-    """(tile function, metadata) of an exported ONNX generator, run with onnxruntime alone."""
+def load_onnx(path: Path) -> tuple[TileFn, ModelCard]:
+    """(tile function, model card) of an exported ONNX generator, run with onnxruntime alone."""
     import onnxruntime as ort
 
     try:
@@ -64,10 +65,10 @@ def load_onnx(path: Path) -> tuple[TileFn, dict]:
         scale = out.shape[-1] // padded.shape[-1]
         return out[..., : height * scale, : width * scale]
 
-    return run, {key.removeprefix("lowlight."): value for key, value in meta.items()}
+    return run, ModelCard.from_dict(json.loads(meta["lowlight.card"]), str(path))
 
 
-def load_model(location: str | Path, device: str = "auto") -> tuple[TileFn, dict]:
+def load_model(location: str | Path, device: str = "auto") -> tuple[TileFn, ModelCard]:
     """A models folder, a ``.onnx`` file (or, with the registry, a ``models:/`` URI)."""
     text = str(location)
     if text.startswith("models:/"):
@@ -80,7 +81,7 @@ def load_model(location: str | Path, device: str = "auto") -> tuple[TileFn, dict
     return load_torch(path, device)
 
 
-def load_registered(uri: str) -> tuple[TileFn, dict]:
+def load_registered(uri: str) -> tuple[TileFn, ModelCard]:
     """A registered pyfunc model (``models:/NAME@ALIAS`` or ``models:/NAME/VERSION``)."""
     import mlflow
 
@@ -91,12 +92,7 @@ def load_registered(uri: str) -> tuple[TileFn, dict]:
             f"{uri}: {str(exc).splitlines()[0][:200]} (use --model with a models folder, or "
             "`lowlight models list` to see what is registered)"
         ) from None
-    return model.tile_fn, model.config
-
-
-def to_unit(image: np.ndarray) -> np.ndarray:
-    """uint8/uint16 HxWx3 -> float32 in [0, 1]."""
-    return image.astype(np.float32) / np.float32(np.iinfo(image.dtype).max)
+    return model.tile_fn, model.card
 
 
 def from_unit(image: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -134,3 +130,36 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
         else:
             found.append(path)
     return list(dict.fromkeys(found))
+
+
+def enhance_files(
+    files: list[Path],
+    model: TileFn,
+    card: ModelCard,
+    out: Path,
+    ratio: float | str,
+    convert_cfg: ConvertConfig,
+    infer: InferConfig,
+) -> tuple[list[str], list[str]]:
+    """Enhance each file into ``out/<stem>_enhanced.png`` (16-bit for RAW and 16-bit inputs);
+    (written files, errors): a bad file is reported and the others go on."""
+    from tqdm import tqdm
+
+    from lowlight import imageio, raw
+
+    done, failed = [], []
+    for path in tqdm(files, desc="enhance", unit="file"):
+        try:
+            unit, dtype, flip = card.mode.load_photo(path, ratio, convert_cfg)
+            result = enhance(unit, model, infer.tile, infer.overlap, infer.batch)
+            result = np.ascontiguousarray(raw.upright(result, flip))  # as postprocess turns it
+            target = out / f"{path.stem}_enhanced.png"
+            fmt = "png16" if dtype == np.uint16 else "png"
+            imageio.write_image(target, from_unit(result, dtype), fmt)
+            done.append(str(target))
+        except LowlightError as exc:
+            log.warning("%s", exc)
+            failed.append(str(exc))
+    if not done:
+        raise DatasetError(f"no file could be enhanced; first error: {failed[0]}")
+    return done, failed

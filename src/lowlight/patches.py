@@ -8,7 +8,7 @@ contiguous numpy array without copies per patch.
 from __future__ import annotations
 
 import json
-import math
+import logging
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -17,56 +17,17 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from tqdm import tqdm
 
-from lowlight import __version__, imageio, storage
+from lowlight import __version__, imageio, modes, storage
 from lowlight.config import PatchConfig
-from lowlight.errors import ConfigError, DatasetError
+from lowlight.errors import DatasetError
+from lowlight.windows import cut_windows
+
+log = logging.getLogger(__name__)
 
 PART_NAME = "part-{index:05d}.parquet"
 DTYPES = {"uint8": np.uint8, "uint16": np.uint16}
-
-
-# --- the grid ------------------------------------------------------------------------------------
-
-
-def window_starts(length: int, size: int, stride: int) -> list[int]:
-    """Starts 0, stride, 2*stride, ... with the last window aligned to the edge.
-
-    ``ceil((length - size) / stride) + 1`` windows, or one when ``length <= size``.
-    """
-    if size < 1 or stride < 1:
-        raise ValueError(f"size and stride must be positive, got {size}, {stride}")
-    if length <= size:
-        return [0]
-    count = math.ceil((length - size) / stride) + 1
-    return [min(i * stride, length - size) for i in range(count)]
-
-
-def pad_to(image: np.ndarray, size: int) -> np.ndarray:
-    """Reflect-pad an image smaller than ``size`` along either axis up to ``size``."""
-    pad_y, pad_x = max(size - image.shape[0], 0), max(size - image.shape[1], 0)
-    if not pad_y and not pad_x:
-        return image
-    return np.pad(image, ((0, pad_y), (0, pad_x), (0, 0)), mode="symmetric")
-
-
-def cut_windows(image: np.ndarray, size: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
-    """All windows of an HxWxC image: (N x 2 array of (y, x) starts, N x size x size x C)."""
-    image = pad_to(image, size)
-    ys = window_starts(image.shape[0], size, stride)
-    xs = window_starts(image.shape[1], size, stride)
-    starts = np.array([(y, x) for y in ys for x in xs], dtype=np.int32)
-    windows = np.stack([image[y : y + size, x : x + size] for y, x in starts])
-    return starts, windows
-
-
-def reassemble(starts: np.ndarray, windows: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Put windows back in place (later ones overwrite the overlap); the inverse of cut_windows."""
-    image = np.zeros(shape, dtype=windows.dtype)
-    for (y, x), window in zip(starts, windows, strict=True):
-        h, w = min(window.shape[0], shape[0] - y), min(window.shape[1], shape[1] - x)
-        image[y : y + h, x : x + w] = window[:h, :w]
-    return image
 
 
 # --- the schema ----------------------------------------------------------------------------------
@@ -83,24 +44,8 @@ class PatchSpec:
     bright_shape: tuple[int, int, int] = (0, 0, 0)
     pairs_sha256: str = ""
     extra: dict = field(default_factory=dict)
-    input: str = "rgb"  # model.input the dark patches are for: rgb | bayer
+    input: str = modes.DEFAULT  # model.input (lowlight.modes) the dark patches are for
     dark_dtype: str = ""  # "" = dtype; packed Bayer is always uint16
-
-    @classmethod
-    def rgb(cls, size: int, stride: int, dtype: str = "uint8", pairs_sha256: str = "") -> PatchSpec:
-        return cls(size, stride, dtype, (size, size, 3), (size, size, 3), pairs_sha256)
-
-    @classmethod
-    def bayer(
-        cls, size: int, stride: int, dtype: str = "uint8", pairs_sha256: str = ""
-    ) -> PatchSpec:
-        """Packed Bayer darks (half the size, 4 channels, uint16) under full-size RGB brights."""
-        if size % 2 or stride % 2:
-            raise ConfigError(f"model.input bayer needs an even patch size and stride, got "
-                              f"{size} and {stride}")  # fmt: skip
-        half = size // 2
-        return cls(size, stride, dtype, (half, half, 4), (size, size, 3), pairs_sha256,
-                   input="bayer", dark_dtype="uint16")  # fmt: skip
 
     @property
     def dark_pixels(self) -> str:
@@ -157,7 +102,7 @@ class PatchSpec:
                 dark_shape=tuple(values["dark_shape"]),
                 bright_shape=tuple(values["bright_shape"]),
                 pairs_sha256=values.get("pairs_sha256", ""),
-                input=values.get("input", "rgb"),
+                input=values.get("input", modes.DEFAULT),
                 # "" when the darks share the brights' dtype, as the spec was made
                 dark_dtype=values.get("dark_dtype", values["dtype"]).replace(values["dtype"], ""),
             )
@@ -327,34 +272,29 @@ def iter_patches(folder: storage.Location) -> Iterator[tuple[np.ndarray, np.ndar
 
 
 def cut_pair(
-    row: dict, images: storage.Location, cfg: PatchConfig, seed: int, packed: bool = False
+    row: dict, images: storage.Location, cfg: PatchConfig, seed: int, mode: modes.InputMode
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | str:
     """(starts, dark windows, bright windows) of one pair, or why it has to be skipped.
 
-    ``packed``: the dark windows come from the packed Bayer mosaic, at half the coordinates
-    and half the size of the bright windows.
+    The dark windows come from the mode's input, at ``1 / mode.scale`` of the coordinates and
+    the size of the bright windows.
     """
-    dark_name = row["dark_packed"] if packed else row["dark"]
+    dark_name, scale = row[mode.dark_column], mode.scale
     if dark_name is None:
-        return (
-            f"pair {row['pair_id']} skipped: no packed Bayer input; convert for model.input bayer"
-        )
+        return f"pair {row['pair_id']} skipped: {mode.missing_input('its pairs row')}"
     dark_loc, bright_loc = storage.join(images, dark_name), storage.join(images, row["bright"])
     try:
-        read = imageio.read_packed if packed else imageio.read_image
-        dark, bright = read(dark_loc), imageio.read_image(bright_loc)
+        dark = mode.read_input(dark_loc, cfg.format)
+        bright = imageio.to_dtype(imageio.read_image(bright_loc), cfg.format)
     except DatasetError as exc:
         return f"pair {row['pair_id']} skipped ({dark_loc}, {bright_loc}): {exc}"
-    scale = 2 if packed else 1
-    if packed and bright.shape[0] // 2 == dark.shape[0] and bright.shape[1] // 2 == dark.shape[1]:
-        bright = bright[: 2 * dark.shape[0], : 2 * dark.shape[1]]  # packing drops odd edges
+    if bright.shape[0] // scale == dark.shape[0] and bright.shape[1] // scale == dark.shape[1]:
+        bright = bright[: scale * dark.shape[0], : scale * dark.shape[1]]  # packing drops edges
     if bright.shape[:2] != (dark.shape[0] * scale, dark.shape[1] * scale):
         return (
             f"pair {row['pair_id']} skipped: {dark_loc} is {dark.shape[1]}x{dark.shape[0]} "
             f"but {bright_loc} is {bright.shape[1]}x{bright.shape[0]}"
         )
-    bright = imageio.to_dtype(bright, cfg.format)
-    dark = dark if packed else imageio.to_dtype(dark, cfg.format)
     starts, dark_windows = cut_windows(dark, cfg.size // scale, cfg.stride // scale)
     _, bright_windows = cut_windows(bright, cfg.size, cfg.stride)
     starts = starts * scale
@@ -367,3 +307,36 @@ def cut_pair(
             bright_windows[keep],
         )
     return starts, dark_windows, bright_windows
+
+
+def write_split(
+    root: storage.Location,
+    split: str,
+    rows: list[dict],
+    images: storage.Location,
+    spec: PatchSpec,
+    cfg: PatchConfig,
+    seed: int,
+    mode: modes.InputMode,
+) -> dict:
+    """One split's parts under ``root/split``, replacing any stale ones; its counts and the
+    pairs that had to be skipped (logged, the others go on)."""
+    folder = storage.join(root, split)
+    storage.make_dirs(folder)
+    for stale in list_parts(folder):
+        storage.remove(stale)
+    skipped = []
+    with PatchWriter(folder, spec, cfg.row_group, cfg.part_rows) as writer:
+        for row in tqdm(rows, desc=f"patch {split}", unit="pair"):
+            windows = cut_pair(row, images, cfg, seed, mode)
+            if isinstance(windows, str):
+                log.warning("%s", windows)
+                skipped.append(windows)
+                continue
+            writer.add(row["pair_id"], row["scene_id"], row["ratio"], *windows)
+    return {
+        f"{split}_pairs": len(rows),
+        f"{split}_patches": writer.rows,
+        f"{split}_parts": len(writer.parts),
+        "skipped": skipped,
+    }

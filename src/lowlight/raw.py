@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import rawpy
 
+from lowlight.colour import SRGB_GAMMA
 from lowlight.errors import RawDecodeError
 
 log = logging.getLogger(__name__)
@@ -25,8 +26,6 @@ RAW_SUFFIXES = frozenset(
         *(".mos", ".mef", ".x3f", ".rwl", ".raw"),
     }
 )
-# The sRGB transfer curve in LibRaw's (power, toe slope) form; the synthetic data undoes it.
-SRGB_GAMMA = (2.4, 12.92)
 
 
 @dataclass(frozen=True)

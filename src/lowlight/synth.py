@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lowlight.colour import srgb_to_linear
 from lowlight.dng import DngMeta, write_dng
 from lowlight.errors import DatasetError
 from lowlight.sid import SidName, format_list_line
@@ -28,12 +29,6 @@ SHORT_EXPOSURES = (0.1, 0.04, 0.033, 0.1)
 ISOS = (100, 200, 400, 800, 1600, 3200, 6400)
 # Brightest scene value lands at 90 % of the raw range in the long exposure.
 LONG_HEADROOM = 0.9
-
-
-def srgb_to_linear(srgb: np.ndarray) -> np.ndarray:
-    """Undo the sRGB transfer curve (IEC 61966-2-1); input and output in [0, 1]."""
-    srgb = np.clip(srgb, 0.0, 1.0)
-    return np.where(srgb <= 0.04045, srgb / 12.92, ((srgb + 0.055) / 1.055) ** 2.4)
 
 
 def mosaic_rggb(rgb: np.ndarray) -> np.ndarray:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from lowlight.patches import window_starts
+from lowlight.windows import window_starts
 
 # A batch of tiles (N x C x h x w, float32) -> the model's output of the same shape.
 TileFn = Callable[[np.ndarray], np.ndarray]

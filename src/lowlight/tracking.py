@@ -7,12 +7,15 @@ import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mlflow
 import yaml
 
-from lowlight.config import MlflowConfig
+from lowlight.config import MlflowConfig, ModelConfig, TrainConfig
+
+if TYPE_CHECKING:
+    from lowlight.patches import PatchSpec
 
 
 def tracking_uri(cfg: MlflowConfig) -> str:
@@ -105,3 +108,26 @@ def run(cfg: MlflowConfig, run_id: str | None = None, name: str | None = None) -
         mlflow.start_run(run_id=run_id, experiment_id=None if run_id else exp, run_name=name) as r,
     ):
         yield r.info.run_id
+
+
+def log_training(
+    model_cfg: ModelConfig, cfg: TrainConfig, spec: PatchSpec, patches: str, seed: int
+) -> None:
+    """A new training run's params (the model and train sections, the patch grid, the seed)
+    and lineage tags (code commit, the pairs the patches came from, DVC's recorded hashes)."""
+    mlflow.log_params(
+        {
+            **flatten("model", model_cfg.model_dump()),
+            **flatten("train", cfg.model_dump()),
+            **flatten("patch", {"size": spec.size, "stride": spec.stride}),
+            "seed": str(seed),
+        }
+    )
+    mlflow.set_tags(
+        {
+            "git_commit": git_commit(),
+            "data.pairs_sha256": spec.pairs_sha256,
+            "data.patches": patches,
+            **dvc_lock_hashes(),
+        }
+    )

@@ -22,15 +22,15 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
-from lowlight import metrics, storage
+from lowlight import metrics, modes, storage
 from lowlight.config import ModelConfig, TrainConfig
 from lowlight.dataset import PatchStream, PatchTable
+from lowlight.devices import pick_device
 from lowlight.distributed import Group, all_max
 from lowlight.errors import LowlightError
 from lowlight.imageio import write_image
 from lowlight.losses import ADVERSARIAL, Adversarial
 from lowlight.models import ConvDiscriminator, UNetGenerator
-from lowlight.raw import preview_packed
 
 log = logging.getLogger(__name__)
 
@@ -43,22 +43,11 @@ class TrainError(LowlightError):
     """Training cannot start or resume as asked."""
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "cuda" and not torch.cuda.is_available():
-        raise TrainError("--device cuda, but torch sees no CUDA device")
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(name)
-
-
 def build_models(cfg: ModelConfig, seed: int) -> tuple[UNetGenerator, ConvDiscriminator]:
     """Both networks, initialised from ``seed`` without touching the global RNG."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        if cfg.input == "bayer":  # packed 4-channel Bayer at half size -> RGB at full size
-            generator = UNetGenerator(4, 3, cfg.depth, cfg.width, scale=2)
-        else:
-            generator = UNetGenerator(3, 3, cfg.depth, cfg.width, residual=cfg.residual)
+        generator = UNetGenerator(**modes.get(cfg.input).generator_args(cfg))
         dark_channels = generator.config["in_channels"]
         discriminator = ConvDiscriminator(
             dark_channels + 3, cfg.disc_width, cfg.disc_hidden, cfg.dropout
@@ -182,7 +171,11 @@ def train_step(
 
 @torch.no_grad()
 def validate(
-    generator: UNetGenerator, table: PatchTable | Subset, batch_size: int, device: torch.device
+    generator: UNetGenerator,
+    table: PatchTable | Subset,
+    batch_size: int,
+    device: torch.device,
+    mode: modes.InputMode,
 ) -> tuple[float, float, list[tuple[np.ndarray, ...]]]:
     """Mean PSNR and SSIM of G(dark) against bright, and (dark, G(dark), bright) per patch."""
     generator.eval()
@@ -193,7 +186,7 @@ def validate(
             d, f, b = (x.permute(1, 2, 0).numpy() for x in (d, f, b))
             psnrs.append(metrics.psnr(f, b))
             ssims.append(metrics.ssim(f, b))
-            triples.append((preview_packed(d) if d.shape[2] == 4 else d, f, b))
+            triples.append((mode.preview(d), f, b))
     return float(np.mean(psnrs)), float(np.mean(ssims)), triples
 
 
@@ -266,6 +259,20 @@ def write_history(path: Path, history: list[dict]) -> None:
         writer = csv.DictWriter(fh, HISTORY_FIELDS)
         writer.writeheader()
         writer.writerows({k: row.get(k) for k in HISTORY_FIELDS} for row in history)
+
+
+def publish_reports(reports_dir: Path, work_dir: Path, progress: Progress) -> list[Path]:
+    """The training's reports: the last samples, the history CSV and the curves; the files to
+    attach to the MLflow run."""
+    import shutil
+
+    with storage.staged_dir(reports_dir / "samples") as staging:
+        for sample in sorted((work_dir / "samples").glob("*.png")):
+            shutil.copy2(sample, staging / sample.name)
+    history, curves = reports_dir / "train_history.csv", reports_dir / "train_curves.png"
+    write_history(history, progress.history)
+    plot_curves(curves, progress)
+    return [history, curves]
 
 
 def plot_curves(path: Path, progress: Progress) -> None:
@@ -436,7 +443,11 @@ def fit(
         row.update(epoch=epoch + 1, step=progress.step)
         if val_subset is not None and group.main:
             row["val_psnr"], row["val_ssim"], triples = validate(
-                trainer.plain_generator, val_subset, cfg.batch_size, trainer.device
+                trainer.plain_generator,
+                val_subset,
+                cfg.batch_size,
+                trainer.device,
+                modes.get(model_cfg.input),
             )
             if cfg.samples:
                 sample = work_dir / "samples" / f"epoch_{epoch + 1:03d}.png"

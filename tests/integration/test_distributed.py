@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from lowlight import stages
+from lowlight.card import ModelCard
 from lowlight.config import Params, override
 from lowlight.dataset import to_tensor
 from lowlight.patches import iter_patches
@@ -30,11 +31,11 @@ def patches(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """45 train patches in 6 row groups (8 x 5 + 5): uneven shards for two processes."""
     root = tmp_path_factory.mktemp("ddp")
     p = Params()
-    stages.synth(override(p.synth, "synth", scenes=5, size="32x48", frames=1), root / "raw", 0)
-    stages.convert(p.convert, root / "raw/Sony", root / "conv")
-    stages.pair(p.pair, root / "conv", root / "pairs.parquet")
+    stages.synth.run(override(p.synth, "synth", scenes=5, size="32x48", frames=1), root / "raw", 0)
+    stages.convert.run(p.convert, root / "raw/Sony", root / "conv")
+    stages.pair.run(p.pair, root / "conv", root / "pairs.parquet")
     cfg = override(p.patch, "patch", size=16, stride=8, row_group=8)
-    stages.patch(cfg, root / "pairs.parquet", root / "patches", seed=0)
+    stages.patch.run(cfg, root / "pairs.parquet", root / "patches", seed=0)
     return root / "patches"
 
 
@@ -73,9 +74,9 @@ def test_lowlight_train_under_torchrun_then_resume_on_one_process(patches, tmp_p
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     result = torchrun(2, "-m", "lowlight.cli", "train", patches, "models", cwd=tmp_path)
     assert result.stdout.count("mlflow_run") == 1  # rank 0 alone reports
-    config = json.loads((tmp_path / "models/generator.json").read_text())
+    card = ModelCard.load(tmp_path / "models")
     # global batch 4 = 2 processes x 2: as many steps as one process with batch 4 would take
-    assert config["steps"] == -(-45 // 4) == 12
+    assert card.steps == -(-45 // 4) == 12
     runs = mlflow.MlflowClient(uri).search_runs(
         [mlflow.MlflowClient(uri).get_experiment_by_name("lowlight").experiment_id]
     )
@@ -90,6 +91,6 @@ def test_lowlight_train_under_torchrun_then_resume_on_one_process(patches, tmp_p
          "--epochs", "2"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    config = json.loads((tmp_path / "models/generator.json").read_text())
-    assert config["epochs"] == 2 and config["steps"] == 24
-    assert config["mlflow_run_id"] == runs[0].info.run_id
+    card = ModelCard.load(tmp_path / "models")
+    assert card.epochs == 2 and card.steps == 24
+    assert card.mlflow_run_id == runs[0].info.run_id

@@ -24,21 +24,21 @@ def digests(folder: Path) -> dict[str, str]:
 
 
 def test_ingest_local_folder(sony: Path, tmp_path: Path):
-    summary = stages.ingest(str(sony / "Sony"), tmp_path / "ingested")
+    summary = stages.ingest.run(str(sony / "Sony"), tmp_path / "ingested")
     assert digests(tmp_path / "ingested") == digests(sony / "Sony")
     assert summary["raw_files"] == summary["files"] == 9
     with pytest.raises(DatasetError, match="missing: not found"):
-        stages.ingest(str(tmp_path / "missing"), tmp_path / "other")
+        stages.ingest.run(str(tmp_path / "missing"), tmp_path / "other")
     assert not (tmp_path / "other").exists()
 
 
 def test_ingest_from_s3(sony: Path, tmp_path: Path, s3_bucket: str, s3_server: str):
     upload_tree(sony / "Sony", s3_bucket, "raw/Sony", s3_server)
-    summary = stages.ingest(f"s3://{s3_bucket}/raw/Sony", tmp_path / "ingested")
+    summary = stages.ingest.run(f"s3://{s3_bucket}/raw/Sony", tmp_path / "ingested")
     assert digests(tmp_path / "ingested") == digests(sony / "Sony")
     assert summary["raw_files"] == 9
     with pytest.raises(DatasetError, match="not found"):
-        stages.ingest(f"s3://{s3_bucket}/nothing-here", tmp_path / "none")
+        stages.ingest.run(f"s3://{s3_bucket}/nothing-here", tmp_path / "none")
 
 
 @pytest.mark.slow
@@ -63,8 +63,8 @@ def test_ingest_from_a_dvc_remote_at_a_git_revision(sony: Path, tmp_path: Path):
     sh("git", "commit", "-qam", "v2", cwd=repo)
     shutil.rmtree(repo / ".dvc/cache")
 
-    summary = stages.ingest("data/Sony", tmp_path / "ingested", repo=str(repo), rev=first)
+    summary = stages.ingest.run("data/Sony", tmp_path / "ingested", repo=str(repo), rev=first)
     assert digests(tmp_path / "ingested") == v1
     assert summary["source"] == f"{repo}@{first}:data/Sony"
     with pytest.raises(DatasetError, match="data/nothing"):
-        stages.ingest("data/nothing", tmp_path / "none", repo=str(repo), rev=first)
+        stages.ingest.run("data/nothing", tmp_path / "none", repo=str(repo), rev=first)

@@ -11,7 +11,7 @@ from ..conftest import TINY_MODEL, TINY_TRAIN
 
 def test_train_logs_to_a_real_mlflow_server(tiny_patches, tmp_path, mlflow_server, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server["url"])
-    summary = stages.train(
+    summary = stages.train.run(
         ModelConfig(**TINY_MODEL),
         TrainConfig(**TINY_TRAIN),
         MlflowConfig(experiment="server-test"),

@@ -36,10 +36,10 @@ def backend(request, tmp_path, monkeypatch) -> MlflowConfig:
 def trained(root, tiny_patches, backend, seed):
     """A tiny model trained and evaluated for real: (models dir, reports dir)."""
     models, reports = root / f"models{seed}", root / f"reports{seed}"
-    stages.train(ModelConfig(**TINY_MODEL), TrainConfig(**TINY_TRAIN), backend, tiny_patches,
+    stages.train.run(ModelConfig(**TINY_MODEL), TrainConfig(**TINY_TRAIN), backend, tiny_patches,
                  models, reports, seed=seed)  # fmt: skip
-    stages.evaluate(EvaluateConfig(), INFER, backend, models, tiny_patches.parent / "pairs.parquet",
-                    None, reports)  # fmt: skip
+    pairs = tiny_patches.parent / "pairs.parquet"
+    stages.evaluate.run(EvaluateConfig(), INFER, backend, models, pairs, None, reports)
     return models, reports
 
 
@@ -47,7 +47,7 @@ def test_register_gate_idempotency_promote_rollback_and_load(tiny_patches, tmp_p
     name = f"lowlight-{tmp_path.name}"[:60]
     c = registry.client(backend.tracking_uri)
     first = trained(tmp_path, tiny_patches, backend, seed=0)
-    result = stages.register(RegisterConfig(model_name=name, **PASS), INFER, backend, *first)
+    result = stages.register.run(RegisterConfig(model_name=name, **PASS), INFER, backend, *first)
     assert (result["version"], result["created"], result["gate_passed"]) == ("1", True, True)
     assert result["aliases"] == ["challenger", "champion"]
     assert json.loads((first[1] / "registration.json").read_text())["version"] == "1"
@@ -56,20 +56,20 @@ def test_register_gate_idempotency_promote_rollback_and_load(tiny_patches, tmp_p
     assert "lowlight.git_commit" in tags and float(tags["lowlight.test_psnr"]) > 0
     assert "lowlight.test_psnr.amplify_bm3d" in tags and "model.depth" in tags["lowlight.params"]
 
-    again = stages.register(RegisterConfig(model_name=name, **PASS), INFER, backend, *first)
+    again = stages.register.run(RegisterConfig(model_name=name, **PASS), INFER, backend, *first)
     assert (again["version"], again["created"]) == ("1", False)
     assert len(c.search_model_versions(f"name='{name}'")) == 1
 
     second = trained(tmp_path, tiny_patches, backend, seed=1)
     strict = RegisterConfig(model_name=name, baseline_margin=-100.0, min_delta=100.0)
-    result = stages.register(strict, INFER, backend, *second)
+    result = stages.register.run(strict, INFER, backend, *second)
     assert result["version"] == "2" and not result["gate_passed"]
     assert "champion's" in result["gate_reason"] and result["aliases"] == ["challenger"]
     assert str(c.get_model_version_by_alias(name, "champion").version) == "1"
     failing = RegisterConfig(model_name=name, baseline_margin=100.0)
     assert (
         "does not beat amplify+bm3d"
-        in stages.register(failing, INFER, backend, *second)["gate_reason"]
+        in stages.register.run(failing, INFER, backend, *second)["gate_reason"]
     )
 
     promoted = registry.promote(c, name, "2")
@@ -123,7 +123,7 @@ def test_server_keeps_artifacts_in_s3_and_down_server_changes_nothing(
     name = "lowlight-s3"
     for seed in (0, 1):
         always = RegisterConfig(model_name=name, min_delta=-100.0, **PASS)
-        stages.register(always, INFER, backend,
+        stages.register.run(always, INFER, backend,
                         *trained(tmp_path, tiny_patches, backend, seed))  # fmt: skip
     c = registry.client(mlflow_server["url"])
     assert str(c.get_model_version_by_alias(name, "champion").version) == "2"

@@ -17,16 +17,16 @@ def upload_tree(local, bucket, prefix, endpoint):
 
 def test_patch_round_trip_through_s3(sony, tmp_path, s3_bucket, s3_server):
     p = Params()
-    stages.convert(p.convert, sony / "Sony", tmp_path / "conv")
-    stages.pair(p.pair, tmp_path / "conv", tmp_path / "conv" / "pairs.parquet")
+    stages.convert.run(p.convert, sony / "Sony", tmp_path / "conv")
+    stages.pair.run(p.pair, tmp_path / "conv", tmp_path / "conv" / "pairs.parquet")
     upload_tree(tmp_path / "conv", s3_bucket, "conv", s3_server)
 
     cfg = p.patch.model_copy(update={"size": 16, "stride": 8, "row_group": 20})
     pairs_uri = f"s3://{s3_bucket}/conv/pairs.parquet"
     images_uri = f"s3://{s3_bucket}/conv"
     out_uri = f"s3://{s3_bucket}/patches"
-    remote = stages.patch(cfg, pairs_uri, out_uri, seed=0, images=images_uri)
-    local = stages.patch(cfg, tmp_path / "conv/pairs.parquet", tmp_path / "patches", seed=0)
+    remote = stages.patch.run(cfg, pairs_uri, out_uri, seed=0, images=images_uri)
+    local = stages.patch.run(cfg, tmp_path / "conv/pairs.parquet", tmp_path / "patches", seed=0)
 
     assert remote["train_patches"] == local["train_patches"] > 0
     keys = [
@@ -58,16 +58,16 @@ def test_convert_pair_and_patch_straight_from_and_to_s3(sony, tmp_path, s3_bucke
     p = Params()
     upload_tree(sony, s3_bucket, "raw", s3_server)
     raw, conv = f"s3://{s3_bucket}/raw/Sony", f"s3://{s3_bucket}/conv"
-    remote = stages.convert(p.convert, raw, conv)
-    local = stages.convert(p.convert, sony / "Sony", tmp_path / "conv")
+    remote = stages.convert.run(p.convert, raw, conv)
+    local = stages.convert.run(p.convert, sony / "Sony", tmp_path / "conv")
     assert remote["converted"] == local["converted"] == 9 and remote["failed"] == 0
     for name in ("short/00001_00_0.1s.jpg", "long/10001_00_10s.jpg"):
         assert storage.read_bytes(f"{conv}/{name}") == (tmp_path / "conv" / name).read_bytes()
-    again = stages.convert(p.convert, raw, conv)
+    again = stages.convert.run(p.convert, raw, conv)
     assert again["skipped_unchanged"] == 9 and again["converted"] == 0
 
-    pairs = stages.pair(p.pair, conv, f"{conv}/pairs.parquet")
+    pairs = stages.pair.run(p.pair, conv, f"{conv}/pairs.parquet")
     assert pairs["lists_used"] and pairs["pairs"] == 3  # SID list files read from the bucket
     cfg = p.patch.model_copy(update={"size": 16, "stride": 8, "row_group": 20})
-    patched = stages.patch(cfg, f"{conv}/pairs.parquet", f"s3://{s3_bucket}/patches", seed=0)
+    patched = stages.patch.run(cfg, f"{conv}/pairs.parquet", f"s3://{s3_bucket}/patches", seed=0)
     assert patched["train_patches"] == 15 and patched["skipped"] == 0

@@ -1,0 +1,136 @@
+"""The trained models folder and its model card: the one module that knows their files.
+
+A models folder holds ``generator.pt`` (the state dict), ``generator.json`` (the card) and
+``discriminator.pt``. Training writes it, and the PyTorchJob path, register, inference, ONNX
+export and the pyfunc model read it through here. Loading needs torch only for the weights.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lowlight import __version__, modes
+from lowlight.errors import LowlightError
+
+if TYPE_CHECKING:
+    import torch
+
+    from lowlight.models import UNetGenerator
+
+CARD = "generator.json"
+WEIGHTS = "generator.pt"
+DISCRIMINATOR = "discriminator.pt"
+# what a deployed model needs (the discriminator only resumes adversarial training)
+MODEL_FILES = (WEIGHTS, CARD)
+
+
+class ModelLoadError(LowlightError):
+    """A models folder or model file that cannot be loaded."""
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """What a trained generator is, how it was made, and how well it did."""
+
+    architecture: str  # class in lowlight.models
+    arguments: dict[str, Any]  # its constructor's arguments
+    input: str  # model.input, a name in lowlight.modes
+    patch_size: int
+    dtype: str  # pixel type of the patches it was trained on
+    mlflow_run_id: str = ""
+    pairs_sha256: str = ""  # the pairs file the patches were cut from
+    best_val_psnr: float | None = None
+    epochs: int = 0
+    steps: int = 0
+    lowlight_version: str = __version__
+    provenance: dict[str, Any] = field(default_factory=dict)  # e.g. the training data's story
+
+    @property
+    def mode(self) -> modes.InputMode:
+        return modes.get(self.input)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = CARD) -> ModelCard:
+        if "arguments" not in data:  # a card from before lowlight 0.1's typed card: one flat dict
+            args = ("in_channels", "out_channels", "depth", "width", "scale", "residual")
+            data = {**{k: v for k, v in data.items() if k not in args},
+                    "arguments": {k: data[k] for k in args if k in data}}  # fmt: skip
+            data.setdefault("lowlight_version", "")
+        known = {f.name for f in fields(cls)}
+        try:
+            card = cls(**{k: v for k, v in data.items() if k in known})
+        except TypeError as exc:
+            raise ModelLoadError(f"{source}: not a lowlight model card ({exc})") from None
+        card.mode  # noqa: B018  (an unknown input mode is refused here)
+        return card
+
+    def save(self, folder: Path) -> Path:
+        from lowlight import storage  # (pyarrow's file systems: not for loading)
+
+        path = Path(folder) / CARD
+        with storage.atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, folder: Path) -> ModelCard:
+        path = Path(folder) / CARD
+        if not path.exists():
+            raise ModelLoadError(f"{folder}: no {CARD} model card (run `lowlight train`)")
+        try:
+            data = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ModelLoadError(f"{path}: not valid JSON ({exc})") from None
+        return cls.from_dict(data, str(path))
+
+
+def weights(folder: Path) -> Path:
+    """The generator's state dict in ``folder``, checked present."""
+    path = Path(folder) / WEIGHTS
+    if not path.exists():
+        raise ModelLoadError(f"{folder}: needs {WEIGHTS} and {CARD} (run `lowlight train`)")
+    return path
+
+
+def load_generator(folder: Path) -> tuple[UNetGenerator, ModelCard]:
+    """The generator (on the CPU, in eval mode) and its card."""
+    import torch
+
+    from lowlight.models import build_generator
+
+    card = ModelCard.load(folder)
+    path = weights(folder)
+    generator = build_generator(card.arguments)
+    generator.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    return generator.eval(), card
+
+
+def publish(
+    folder: Path, card: ModelCard, generator_weights: Path, discriminator: dict[str, torch.Tensor]
+) -> None:
+    """Write a whole models folder; it replaces ``folder`` only once complete."""
+    import torch
+
+    from lowlight import storage
+
+    with storage.staged_dir(folder) as staging:
+        shutil.copy2(generator_weights, staging / WEIGHTS)
+        card.save(staging)
+        torch.save(discriminator, staging / DISCRIMINATOR)
+
+
+def copy_model(folder: Path, dest: Path) -> ModelCard:
+    """Copy what a deployed model needs (weights and card) into ``dest``; its card."""
+    card = ModelCard.load(folder)
+    weights(folder)
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in MODEL_FILES:
+        shutil.copy2(Path(folder) / name, dest / name)
+    return card

@@ -1,0 +1,254 @@
+"""The model's input modes, chosen by name (``model.input``): one class per mode owns all that
+differs between them, and nothing else in lowlight branches on a mode's name.
+
+- ``rgb``: the seed's amplified sRGB conversion, 3 channels in, the same size out.
+- ``bayer``: the SID paper's packed 2x2 Bayer mosaic, 4 channels (R, G, G, B) at half the
+  size, RGB at full size out (pixel shuffle x2).
+
+A mode says what convert writes for it, which pairs column holds its input, how a dark window
+is cut and at which coordinates, whether flips and rotations are allowed, how inference decodes
+a file for it and what the registered model's signature is. Adding a camera layout (SID's Fuji
+X-Trans: 9 channels at a third of the size) is one more class here plus its tests.
+
+Importing this module is cheap (numpy only): file, Parquet and RAW code is imported where used.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, ClassVar
+
+import numpy as np
+
+from lowlight.errors import ConfigError, DatasetError
+
+if TYPE_CHECKING:
+    from lowlight.config import ConvertConfig, ModelConfig
+    from lowlight.patches import PatchSpec
+    from lowlight.storage import Location
+
+
+def to_unit(image: np.ndarray) -> np.ndarray:
+    """uint8/uint16 -> float32 in [0, 1]."""
+    return image.astype(np.float32) / np.float32(np.iinfo(image.dtype).max)
+
+
+class InputMode:
+    """What the network takes in. Subclasses set the class attributes and the hooks."""
+
+    name: ClassVar[str]
+    channels: ClassVar[int]  # input channels of the network
+    scale: ClassVar[int]  # output pixels per input pixel along each axis
+    augmentable: ClassVar[bool]  # flips and quarter turns keep the input's meaning
+    residual: ClassVar[bool]  # input and output are the same kind of image (input + correction)
+    photos: ClassVar[bool]  # enhances JPEG/PNG photos too, not only RAW files
+    dark_column: ClassVar[str]  # pairs column naming the model's input file
+    # the pyfunc model's input tensor: dtype and channels (output: HxWx3 uint8 at scale x)
+    tensor_dtype: ClassVar[str]
+
+    # --- convert ---------------------------------------------------------------------------
+
+    def check_convert(self, cfg: ConvertConfig) -> None:
+        """Refuse convert settings this mode cannot use."""
+
+    def input_file(self, source: str, gain: float | str) -> str | None:
+        """Where convert writes this mode's own input for ``source`` (beside the RGB output),
+        or None when the RGB conversion is the input."""
+        return None
+
+    def settings(self) -> dict:
+        """What the mode adds to a converted file's settings key (unchanged -> skipped)."""
+        return {}
+
+    def write_input(self, source: Path, dest: Location, gain: float) -> None:
+        """Decode ``source`` again and write this mode's input file at ``dest``."""
+
+    # --- patch -----------------------------------------------------------------------------
+
+    def patch_spec(
+        self, size: int, stride: int, dtype: str = "uint8", pairs_sha256: str = ""
+    ) -> PatchSpec:
+        from lowlight.patches import PatchSpec
+
+        if size % self.scale or stride % self.scale:
+            raise ConfigError(f"model.input {self.name} needs {self.size_rule}, got {size} and "
+                              f"{stride}")  # fmt: skip
+        small = size // self.scale
+        dark_shape = (small, small, self.channels)
+        return PatchSpec(
+            size, stride, dtype, dark_shape, (size, size, 3), pairs_sha256,
+            input=self.name, dark_dtype=self.dark_dtype(dtype),
+        )  # fmt: skip
+
+    @property
+    def size_rule(self) -> str:
+        return f"a patch size and stride divisible by {self.scale}"
+
+    def dark_dtype(self, dtype: str) -> str:
+        """The dark patches' pixel type ("" = the brights' ``dtype``)."""
+        return ""
+
+    def read_input(self, loc: Location, dtype: str) -> np.ndarray:
+        """The model's input image of a pair, as patches store it."""
+        raise NotImplementedError
+
+    def check_pairs(self, rows: list[dict], source: Location) -> None:
+        """Refuse a pairs table that lacks this mode's inputs."""
+        if any(r[self.dark_column] is None for r in rows):
+            raise DatasetError(self.missing_input(str(source)))
+
+    def missing_input(self, source: str) -> str:
+        return f"{source}: no {self.name} input"
+
+    # --- the network -----------------------------------------------------------------------
+
+    def generator_args(self, cfg: ModelConfig) -> dict:
+        """The U-Net's arguments for this input."""
+        return {"in_channels": self.channels, "out_channels": 3, "depth": cfg.depth,
+                "width": cfg.width, "scale": self.scale, "residual": cfg.residual}  # fmt: skip
+
+    def preview(self, dark: np.ndarray) -> np.ndarray:
+        """A dark input as a viewable RGB image at the output's size (sample grids)."""
+        return dark
+
+    # --- inference -------------------------------------------------------------------------
+
+    def model_input(self, dark: np.ndarray, row: dict, converted: Location) -> np.ndarray:
+        """The model's input of an evaluation pair whose RGB dark frame is ``dark``."""
+        return dark
+
+    def load_photo(
+        self, path: Path, ratio: float | str, cfg: ConvertConfig
+    ) -> tuple[np.ndarray, np.dtype, int]:
+        """A user's file as the model's float input, the output dtype and LibRaw's flip code."""
+        raise NotImplementedError
+
+    def check_tensor(self, array: np.ndarray) -> np.ndarray:
+        """The pyfunc model's input checked and turned into the model's float input."""
+        raise NotImplementedError
+
+    def example(self, rng: np.random.Generator) -> np.ndarray:
+        """An input example for the registered model's signature."""
+        raise NotImplementedError
+
+
+class RgbMode(InputMode):
+    name = "rgb"
+    channels, scale = 3, 1
+    augmentable, residual, photos = True, True, True
+    dark_column = "dark"
+    tensor_dtype = "uint8"
+
+    def read_input(self, loc: Location, dtype: str) -> np.ndarray:
+        from lowlight import imageio
+
+        return imageio.to_dtype(imageio.read_image(loc), dtype)
+
+    def load_photo(
+        self, path: Path, ratio: float | str, cfg: ConvertConfig
+    ) -> tuple[np.ndarray, np.dtype, int]:
+        from lowlight import imageio, raw
+
+        if path.suffix.lower() in raw.RAW_SUFFIXES:
+            image, _, _ = raw.decode(
+                path, ratio, half_size=cfg.half_size, bits=16,
+                auto_target=cfg.auto_target, max_gain=cfg.max_ratio,
+            )  # fmt: skip
+            return to_unit(image), np.dtype(np.uint16), 0
+        image = imageio.read_image(path)
+        return to_unit(image), image.dtype, 0
+
+    def check_tensor(self, array: np.ndarray) -> np.ndarray:
+        if array.ndim != 3 or array.shape[2] != 3 or array.dtype != np.uint8:
+            raise ValueError(f"expected an HxWx3 uint8 image, got {array.dtype} {array.shape}")
+        return to_unit(array)
+
+    def example(self, rng: np.random.Generator) -> np.ndarray:
+        return rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)
+
+
+class BayerMode(InputMode):
+    name = "bayer"
+    channels, scale = 4, 2
+    # A flip or quarter turn of a packed mosaic changes its colour layout (RGGB -> GRBG ...):
+    # the channels would no longer mean R, G, G, B.
+    augmentable, residual, photos = False, False, False
+    dark_column = "dark_packed"
+    tensor_dtype = "float32"
+    SUFFIX = ".bayer.png"  # beside the RGB conversion
+
+    def check_convert(self, cfg: ConvertConfig) -> None:
+        if not cfg.amplify:
+            raise ConfigError("model.input bayer packs amplified frames: set convert.amplify: true")
+
+    def input_file(self, source: str, gain: float | str) -> str | None:
+        # only amplified frames (the model's inputs) are packed
+        return PurePosixPath(source).with_suffix(self.SUFFIX).as_posix() if gain != 1.0 else None
+
+    def settings(self) -> dict:
+        return {"packed": self.SUFFIX}
+
+    def write_input(self, source: Path, dest: Location, gain: float) -> None:
+        from lowlight import imageio, raw
+
+        # the same gain as the RGB output, so that "auto" packs what it converted
+        mosaic, _, _ = raw.decode_packed(source, gain)
+        imageio.write_packed(dest, mosaic)
+
+    size_rule = "an even patch size and stride"
+
+    def dark_dtype(self, dtype: str) -> str:
+        return "uint16"  # packed mosaics keep the sensor's precision
+
+    def read_input(self, loc: Location, dtype: str) -> np.ndarray:
+        from lowlight import imageio
+
+        return imageio.read_packed(loc)
+
+    def missing_input(self, source: str) -> str:
+        return (f"{source}: no packed Bayer input for model.input bayer; convert and pair again "
+                "with model.input bayer")  # fmt: skip
+
+    def preview(self, dark: np.ndarray) -> np.ndarray:
+        from lowlight.raw import preview_packed
+
+        return preview_packed(dark)
+
+    def model_input(self, dark: np.ndarray, row: dict, converted: Location) -> np.ndarray:
+        from lowlight import imageio, storage
+
+        return to_unit(imageio.read_packed(storage.join(converted, row[self.dark_column])))
+
+    def load_photo(
+        self, path: Path, ratio: float | str, cfg: ConvertConfig
+    ) -> tuple[np.ndarray, np.dtype, int]:
+        from lowlight import raw
+
+        if path.suffix.lower() not in raw.RAW_SUFFIXES:
+            raise DatasetError(f"{path}: a bayer model enhances RAW files only")
+        mosaic, _, flip = raw.decode_packed(path, ratio, auto_target=cfg.auto_target,
+                                            max_gain=cfg.max_ratio)  # fmt: skip
+        return mosaic, np.dtype(np.uint16), flip
+
+    def check_tensor(self, array: np.ndarray) -> np.ndarray:
+        if array.ndim != 3 or array.shape[2] != 4 or array.dtype != np.float32:
+            raise ValueError(f"expected a packed Bayer HxWx4 float32 array (lowlight.raw."
+                             f"decode_packed), got {array.dtype} {array.shape}")  # fmt: skip
+        return array
+
+    def example(self, rng: np.random.Generator) -> np.ndarray:
+        return rng.random((19, 27, 4), dtype=np.float32)
+
+
+MODES: dict[str, InputMode] = {mode.name: mode for mode in (RgbMode(), BayerMode())}
+DEFAULT = RgbMode.name
+
+
+def get(name: str) -> InputMode:
+    """The mode called ``name`` (``model.input``)."""
+    try:
+        return MODES[name]
+    except KeyError:
+        raise ConfigError(
+            f"model.input {name!r}: unknown input mode (known: {', '.join(MODES)})"
+        ) from None

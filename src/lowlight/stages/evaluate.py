@@ -1,0 +1,54 @@
+"""evaluate: the model and the classical baselines on every test pair; metrics, grids, report."""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+
+from lowlight import evaluation, inference, pairs, storage
+from lowlight.config import EvaluateConfig, InferConfig, MlflowConfig
+from lowlight.errors import DatasetError
+
+
+def run(
+    cfg: EvaluateConfig,
+    infer: InferConfig,
+    mlflow_cfg: MlflowConfig,
+    models_dir: Path,
+    pairs_loc: storage.Location,
+    converted: storage.Location | None,
+    out: Path,
+) -> dict:
+    """Score the model and the baselines on the test split; write metrics, grids and report."""
+    from lowlight.baselines import BASELINES
+
+    table, recorded = pairs.read_pairs(pairs_loc)
+    converted = converted or recorded
+    rows = [
+        r
+        for r in sorted(table.to_pylist(), key=lambda r: r["pair_id"])
+        if r["split"] == "test" and r["scene_id"] not in cfg.exclude_scenes
+    ]
+    if not rows:
+        raise DatasetError(f"{pairs_loc}: no test pairs to evaluate (after excluded scenes)")
+    model, card = inference.load_model(models_dir, infer.device)
+    card.mode.check_pairs(rows, pairs_loc)
+    methods = {name: BASELINES[name] for name in cfg.baselines}
+    methods["model"] = partial(
+        inference.enhance, model=model, tile=infer.tile, overlap=infer.overlap, batch=infer.batch
+    )
+    out = Path(out)
+    with storage.staged_dir(out / "grids") as grids_dir:
+        scores, grids = evaluation.score_pairs(rows, methods, converted, cfg, grids_dir, card.mode)
+    summary = evaluation.summarize(scores)
+    evaluation.write_evaluation(out, summary, scores, grids, card, cfg)
+    evaluation.log_evaluation(mlflow_cfg, card.mlflow_run_id, summary, out)
+    model_psnr = summary["model"]["overall"]["psnr"]
+    return {
+        "test_pairs": len(rows),
+        **{f"psnr_{m}": s["overall"]["psnr"] for m, s in summary.items()},
+        "ssim_model": summary["model"]["overall"]["ssim"],
+        "model_ms_per_mp": summary["model"]["overall"]["ms_per_mp"],
+        "report": str(out / "report.md"),
+        "best": max(summary, key=lambda m: summary[m]["overall"]["psnr"]) if model_psnr else "",
+    }

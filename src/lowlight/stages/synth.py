@@ -1,0 +1,35 @@
+"""synth: a small SID-layout dataset of synthetic RAW frames (the demo's and the tests' data)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from lowlight import sid, storage
+from lowlight import synth as synthetic
+from lowlight.config import SynthConfig
+
+
+def run(cfg: SynthConfig, out: Path, seed: int) -> dict:
+    """Write ``out/Sony/{short,long}/*.dng`` and the three list files."""
+    photos = synthetic.load_photos(Path(cfg.photos) if cfg.photos else None)
+    plans = synthetic.plan_scenes(cfg.scenes, len(photos), np.random.default_rng(seed))
+    lines: dict[str, list[str]] = {split: [] for split in sid.SPLITS}
+    with storage.staged_dir(out) as staging:
+        for plan in tqdm(plans, desc="synth", unit="scene"):
+            photo = photos[plan.photo][1]
+            lines[plan.split] += synthetic.write_scene(
+                staging / "Sony", plan, photo, cfg.size, cfg.frames, seed
+            )
+        for split, split_lines in lines.items():
+            path = staging / sid.LIST_FILE.format(split=split)
+            path.write_text("".join(f"{line}\n" for line in split_lines))
+    return {
+        "scenes": len(plans),
+        "files": len(plans) * (cfg.frames + 1),
+        "size": f"{cfg.size[0]}x{cfg.size[1]}",
+        "splits": {split: len(v) // cfg.frames for split, v in lines.items()},
+        "out": str(Path(out) / "Sony"),
+    }
