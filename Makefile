@@ -34,7 +34,7 @@ demo: install
 	@echo "  converted images:           data/converted/{short,long}/  (manifest data/converted/converted.parquet)"
 	@echo "  pairs:                      data/pairs.parquet"
 	@echo "  patches:                    data/patches/{train,val}/part-*.parquet"
-	@echo "  models:                     models/generator.pt (+ generator.json), models/discriminator.pt"
+	@echo "  models:                     models/generator.pt + generator.json (the model card), discriminator.pt"
 	@echo "  training:                   reports/train_history.csv, reports/train_curves.png, reports/samples/"
 	@echo "  evaluation report:          reports/report.md  (metrics: reports/metrics.json, grids: reports/grids/)"
 	@echo "  enhanced test RAWs:         reports/enhanced/*_enhanced.png  (lowlight enhance)"

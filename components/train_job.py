@@ -39,7 +39,7 @@ def train_job(
         **cluster_names,
     }
     reports = Path(model.path).parent / "reports"
-    summary = stages.train.run_job(
+    summary = stages.train_job.run(
         ModelConfig.model_validate(model_params),
         TrainConfig.model_validate(train_params),
         MlflowConfig.model_validate(mlflow_params),

@@ -161,3 +161,14 @@ def test_submit_to_an_unreachable_host_is_one_clear_error(cli, tmp_path: Path):
     assert result.exit_code == 1
     assert f"cannot reach Kubeflow Pipelines at {host}" in result.output
     assert "Traceback" not in result.output
+
+
+def test_components_do_not_import_the_pipeline():
+    """The pipeline imports the components; the components only the library (no loop)."""
+    import subprocess
+    import sys
+
+    code = "import sys, lowlight.components; print('lowlight.pipelines' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "False"

@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 MANIFEST = "converted.parquet"
 # SID's long exposures are 10 s or 30 s and its short ones 0.1 s or less: 1 s separates them.
 LONG_EXPOSURE_MIN = 1.0
+# The column of the input mode's own file. Named for bayer, the first mode to have one; kept so
+# that manifests stay byte for byte what they were.
+INPUT_FILE_COLUMN = "packed"
 MANIFEST_SCHEMA = pa.schema(
     [
         ("source", pa.string()),  # relative to the RAW folder
@@ -52,7 +55,7 @@ MANIFEST_SCHEMA = pa.schema(
         ("status", pa.string()),  # ok | failed
         ("error", pa.string()),
         ("settings", pa.string()),  # what produced the output; unchanged -> skip on re-run
-        ("packed", pa.string()),  # the input mode's own file (bayer: the packed mosaic) or null
+        (INPUT_FILE_COLUMN, pa.string()),  # relative, as output; null when the mode has none
     ]
 )
 
@@ -224,8 +227,8 @@ def _convert_file(
         height=meta.height,
         gain=gain,
         status="ok",
-        packed=job.input_file,
     )
+    row[INPUT_FILE_COLUMN] = job.input_file
     return row
 
 

@@ -56,13 +56,13 @@ def read_image(loc: storage.Location) -> np.ndarray:
     return decode_image(data, str(loc))
 
 
-def write_packed(path: Path, packed: np.ndarray) -> Path:
+def write_packed(path: Path, planes: np.ndarray) -> Path:
     """A packed Bayer array (HxWx4 float in [0, 1]) as a 16-bit 4-channel PNG, channels kept in
     order (OpenCV writes and reads 4 channels back unswapped)."""
-    data = np.rint(np.clip(packed, 0.0, 1.0) * 65535).astype(np.uint16)
+    data = np.rint(np.clip(planes, 0.0, 1.0) * 65535).astype(np.uint16)
     ok, encoded = cv2.imencode(".png", data, [cv2.IMWRITE_PNG_COMPRESSION, 3])
     if not ok:
-        raise ValueError(f"OpenCV could not encode a {packed.shape} packed Bayer array")
+        raise ValueError(f"OpenCV could not encode a {planes.shape} packed Bayer array")
     with atomic_path(path) as tmp:
         tmp.write_bytes(encoded.tobytes())
     return path

@@ -67,10 +67,11 @@ def read_pairs(loc: storage.Location) -> tuple[pa.Table, str]:
 
 
 def manifest_frames(
-    rows: list[dict],
+    rows: list[dict], input_column: str
 ) -> tuple[list[Frame], dict[str, str], dict[str, str | None], int]:
     """The SID-named ``ok`` rows of a convert manifest as frames to pair: (frames, converted
-    file by stem, the input mode's own file by stem, how many rows had no SID name)."""
+    file by stem, the input mode's own file (``input_column``) by stem, how many rows had no
+    SID name)."""
     frames, outputs, inputs, unnamed = [], {}, {}, 0
     for row in rows:
         name = parse_name(row["source"])
@@ -79,5 +80,5 @@ def manifest_frames(
             continue
         stem = PurePosixPath(row["source"]).stem
         frames.append(Frame(stem, name, row["iso"]))
-        outputs[stem], inputs[stem] = row["output"], row["packed"]
+        outputs[stem], inputs[stem] = row["output"], row[input_column]
     return frames, outputs, inputs, unnamed

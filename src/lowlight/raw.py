@@ -116,18 +116,18 @@ def decode_packed(
                 gain = estimate_gain(
                     linear_level(mosaic, black[colors], white), auto_target, max_gain
                 )
-            packed = pack_bayer(mosaic, colors, desc, black, white, float(gain))
+            planes = pack_bayer(mosaic, colors, desc, black, white, float(gain))
             flip = int(raw.sizes.flip)
     except (rawpy.LibRawError, rawpy.NotSupportedError, OSError, ValueError) as exc:
         reason = str(exc) or type(exc).__name__
         raise RawDecodeError(f"{path}: cannot pack the Bayer mosaic ({reason})") from exc
-    return packed, float(gain), flip
+    return planes, float(gain), flip
 
 
-def preview_packed(packed: np.ndarray) -> np.ndarray:
+def preview_packed(planes: np.ndarray) -> np.ndarray:
     """A packed Bayer array as a viewable RGB image twice its size: (R, mean G, B), no white
     balance or colour matrix, the sRGB curve approximated by a 1/2.2 power."""
-    rgb = np.stack([packed[..., 0], packed[..., 1:3].mean(axis=-1), packed[..., 3]], axis=-1)
+    rgb = np.stack([planes[..., 0], planes[..., 1:3].mean(axis=-1), planes[..., 3]], axis=-1)
     rgb = np.clip(rgb, 0.0, 1.0) ** (1 / 2.2)
     return np.repeat(np.repeat(rgb, 2, axis=0), 2, axis=1).astype(np.float32)
 

@@ -1,6 +1,6 @@
 """The pipeline's stages, one wiring module each, shared by the CLI, dvc.yaml (through the CLI)
 and the Kubeflow components: synth, convert, pair, patch, train, evaluate, register (plus
-ingest for Kubeflow and enhance for photographers).
+ingest and train_job for Kubeflow, enhance for photographers).
 
 Each module's ``run`` takes its validated config section plus input and output locations,
 calls the domain code, writes the outputs and returns a small summary dict. Modules load on
@@ -12,7 +12,18 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-NAMES = ("ingest", "synth", "convert", "pair", "patch", "train", "evaluate", "register", "enhance")
+NAMES = (
+    "ingest",
+    "synth",
+    "convert",
+    "pair",
+    "patch",
+    "train",
+    "train_job",
+    "evaluate",
+    "register",
+    "enhance",
+)
 
 
 def __getattr__(name: str) -> ModuleType:
