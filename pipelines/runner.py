@@ -85,7 +85,7 @@ def run_local(params: Params, work: Path, overrides: list[str] = ()) -> dict:
 
     work = Path(work).resolve()
     synthetic = work / "synthetic"
-    stages.synth(params.synth, synthetic, params.seed)
+    stages.synth.run(params.synth, synthetic, params.seed)
     args = arguments(params, [f"source={synthetic / 'Sony'}", "gpus=0", "shards=2", *overrides])
     local.init(
         runner=local.SubprocessRunner(use_venv=False),
