@@ -97,10 +97,13 @@ def digest(*parts: object) -> str:
 def photo_split(p: Params) -> dict[str, list[str]]:
     """Source photos per split, planned exactly as ``stages.synth`` plans them."""
     photos = synthetic.load_photos(Path(p.synth.photos) if p.synth.photos else None)
-    plans = synthetic.plan_scenes(p.synth.scenes, len(photos), np.random.default_rng(p.seed))
+    rng = np.random.default_rng(p.seed)
+    plans = synthetic.plan_scenes(p.synth.scenes, len(photos), rng, p.synth.procedural,
+                                  p.synth.profile)  # fmt: skip
     split: dict[str, set[str]] = {}
     for plan in plans:
-        split.setdefault(plan.split, set()).add(photos[plan.photo][0])
+        name = "dead leaves (procedural)" if plan.procedural else photos[plan.photo][0]
+        split.setdefault(plan.split, set()).add(name)
     return {name: sorted(names) for name, names in split.items()}
 
 

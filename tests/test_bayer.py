@@ -83,7 +83,7 @@ def write_camera_dng(path: Path, layout: str, orientation: int = 1) -> dict[str,
 def test_decode_packed_reads_a_dng_of_another_layout(tmp_path, layout):
     path = tmp_path / "IMG_0042.dng"
     planes = write_camera_dng(path, layout, orientation=6)
-    packed, gain, flip = raw.decode_packed(path, 3.0)
+    packed, gain, flip, _ = raw.decode_packed(path, 3.0)
     assert packed.shape == (11, 17, 4) and gain == 3.0 and flip == 6
     expected_r = np.clip((planes["R"] - 256.0) * 3 / (4095 - 256), 0, 1)
     np.testing.assert_allclose(packed[..., 0], expected_r, rtol=1e-5)

@@ -28,7 +28,7 @@ def offences(path: Path) -> list[str]:
                 value = ast.literal_eval(tok.string)
             except (ValueError, SyntaxError):  # f-strings
                 continue
-            if isinstance(value, str) and value.lower() in modes.MODES:
+            if isinstance(value, str) and value in modes.MODES:
                 found.append(f"{where}:{tok.start[0]}: {tok.string}")
         elif tok.type == tokenize.NAME and tok.string == "packed":
             found.append(f"{where}:{tok.start[0]}: name 'packed'")

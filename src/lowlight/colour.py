@@ -17,3 +17,29 @@ def srgb_to_linear(srgb: np.ndarray) -> np.ndarray:
 def linear_to_srgb(linear: np.ndarray) -> np.ndarray:
     """IEC 61966-2-1 encoding of linear light (>= 0) to sRGB values."""
     return np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear ** (1 / 2.4) - 0.055)
+
+
+# --- camera colour -------------------------------------------------------------------------------
+
+# Linear sRGB -> XYZ, D65 white (IEC 61966-2-1). Its row sums are the D65 white point's XYZ.
+SRGB_TO_XYZ = np.array(
+    [[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]
+)
+
+
+def srgb_to_camera(xyz_to_camera: np.ndarray) -> np.ndarray:
+    """The 3x3 map from linear sRGB to a camera's raw RGB, scaled so that the D65 white
+    (sRGB 1, 1, 1) gives green 1.
+
+    That scale is the one LibRaw's rendering undoes (it normalises each row of camera-from-sRGB
+    to sum 1 and divides by the as-shot neutral), so a scene value s comes back as s.
+    """
+    camera = np.asarray(xyz_to_camera, dtype=np.float64) @ SRGB_TO_XYZ
+    return camera / camera.sum(axis=1)[1]
+
+
+def as_shot_neutral(to_camera: np.ndarray) -> np.ndarray:
+    """The camera's response to the scene's white (sRGB 1, 1, 1 under ``to_camera``), green 1:
+    the DNG AsShotNeutral that makes LibRaw's camera white balance render that white grey."""
+    white = np.asarray(to_camera, dtype=np.float64).sum(axis=1)
+    return white / white[1]

@@ -55,13 +55,32 @@ class DataConfig(Section):
 class SynthConfig(Section):
     scenes: int = Field(12, ge=3, description="scenes in all; every split gets at least one")
     size: tuple[int, int] = Field((256, 384), description="height x width of each frame")
-    frames: int = Field(2, ge=1, description="short frames per scene")
+    frames: int = Field(2, ge=1, description="short frames per scene, each its own noise draw")
     photos: str | None = Field(None, description="folder of the user's photos; None = bundled")
+    procedural: float = Field(
+        0.25, ge=0, le=1, description="fraction of the training scenes that are dead-leaves "
+        "images (val and test are always held-out photos)",
+    )  # fmt: skip
+    profile: str = Field("SonyA7S2", description="noise profile, src/lowlight/profiles/<name>.json")
+    read_noise: Literal["tukey", "gaussian"] = Field(
+        "tukey", description="read noise of the profile: ELD's Tukey-lambda or its Gaussian fit"
+    )
 
     @field_validator("size", mode="before")
     @classmethod
     def _size(cls, value: Any) -> tuple[int, int]:
         return parse_size(value)
+
+    @field_validator("profile")
+    @classmethod
+    def _known_profile(cls, value: str) -> str:
+        from lowlight import noise
+
+        try:
+            noise.load_profile(value)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return value
 
 
 class ConvertConfig(Section):
@@ -74,6 +93,9 @@ class ConvertConfig(Section):
     max_ratio: float = Field(MAX_RATIO, gt=0)
     auto_target: float = Field(0.18, gt=0, lt=1, description="mean linear level for 'auto'")
     workers: int = Field(1, ge=1)
+    curve: Literal["bt709", "srgb"] = Field(
+        "bt709", description="tone curve: bt709 (LibRaw's default, as SID rendered) or srgb"
+    )
 
 
 class PairConfig(Section):

@@ -56,6 +56,7 @@ MANIFEST_SCHEMA = pa.schema(
         ("error", pa.string()),
         ("settings", pa.string()),  # what produced the output; unchanged -> skip on re-run
         (INPUT_FILE_COLUMN, pa.string()),  # relative, as output; null when the mode has none
+        ("render", pa.string()),  # JSON of lowlight.rendering.RenderParams: how LibRaw renders it
     ]
 )
 
@@ -139,7 +140,8 @@ def plan_jobs(files: list[str], cfg: ConvertConfig, mode: InputMode) -> list[Job
 
 def settings_key(job: Job, cfg: ConvertConfig, mode: InputMode) -> str:
     """Everything that changes the output bytes of a job."""
-    keys = {"format": cfg.format, "quality": cfg.quality, "half_size": cfg.half_size}
+    keys = {"format": cfg.format, "quality": cfg.quality, "half_size": cfg.half_size,
+            "curve": cfg.curve}  # fmt: skip
     keys["gain"] = job.gain
     if job.input_file:
         keys.update(mode.settings())
@@ -211,6 +213,7 @@ def _convert_file(
             bits=BITS[cfg.format],
             auto_target=cfg.auto_target,
             max_gain=cfg.max_ratio,
+            curve=cfg.curve,
         )
         write_image(storage.join(out_dir, job.output), image, cfg.format, cfg.quality)
         if job.input_file:
@@ -229,6 +232,7 @@ def _convert_file(
         status="ok",
     )
     row[INPUT_FILE_COLUMN] = job.input_file
+    row["render"] = json.dumps(meta.render.to_dict())
     return row
 
 

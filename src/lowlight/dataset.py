@@ -13,7 +13,8 @@ from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 from lowlight import modes, patches, storage
 
-Sample = tuple[torch.Tensor, torch.Tensor]
+# (dark, bright), and for a mode that renders (lowlight.modes) the pair's 12 rendering floats
+Sample = tuple[torch.Tensor, ...]
 
 
 def to_tensor(image: np.ndarray) -> torch.Tensor:
@@ -22,13 +23,29 @@ def to_tensor(image: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float().div_(scale)
 
 
-def augment(dark: np.ndarray, bright: np.ndarray, rng: np.random.Generator) -> tuple:
+def augment(dark: np.ndarray, bright: np.ndarray, rng: np.random.Generator, *rest) -> tuple:
     """The same random rot90 and horizontal flip for both images, so they stay aligned."""
     turns, flip = int(rng.integers(4)), bool(rng.integers(2))
     dark, bright = np.rot90(dark, turns), np.rot90(bright, turns)
     if flip:
         dark, bright = dark[:, ::-1], bright[:, ::-1]
-    return dark, bright
+    return dark, bright, *rest
+
+
+def row_group_items(group: patches.RowGroup, spec: patches.PatchSpec) -> list[tuple]:
+    """A row group's patches as (dark, bright) or, when the spec renders, (dark, bright, render)."""
+    dark, bright, table = patches.read_row_group(group, spec)
+    if spec.render:
+        return list(zip(dark, bright, patches.read_renders(table), strict=True))
+    return list(zip(dark, bright, strict=True))
+
+
+def to_sample(item: tuple) -> Sample:
+    return (
+        to_tensor(item[0]),
+        to_tensor(item[1]),
+        *(torch.from_numpy(np.array(x)) for x in item[2:]),
+    )
 
 
 def distributed_rank() -> tuple[int, int]:
@@ -92,10 +109,9 @@ class PatchStream(IterableDataset):
     def __iter__(self) -> Iterator[Sample]:
         shard_id, groups = self.shard()
         rng = np.random.default_rng([self.seed, self.epoch, shard_id])
-        buffer: list[tuple[np.ndarray, np.ndarray]] = []
+        buffer: list[tuple] = []
         for group in groups:
-            dark, bright, _ = patches.read_row_group(group, self.spec)
-            for item in zip(dark, bright, strict=True):
+            for item in row_group_items(group, self.spec):
                 if len(buffer) < self.shuffle_buffer:
                     buffer.append(item)
                     continue
@@ -108,8 +124,7 @@ class PatchStream(IterableDataset):
             yield self._prepare(item, rng)
 
     def _prepare(self, item: tuple, rng: np.random.Generator) -> Sample:
-        dark, bright = augment(*item, rng) if self.augment else item
-        return to_tensor(dark), to_tensor(bright)
+        return to_sample(augment(item[0], item[1], rng, *item[2:]) if self.augment else item)
 
 
 class PatchTable(Dataset):
@@ -122,7 +137,7 @@ class PatchTable(Dataset):
         self.spec, self.groups = patches.scan(folder)
         self.starts = np.cumsum([0] + [g.rows for g in self.groups]).tolist()
         self.cache_groups = cache_groups
-        self._cache: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._cache: OrderedDict[int, list[tuple]] = OrderedDict()
 
     def __len__(self) -> int:
         return self.starts[-1]
@@ -131,14 +146,11 @@ class PatchTable(Dataset):
         if not 0 <= index < len(self):
             raise IndexError(index)
         group = bisect.bisect_right(self.starts, index) - 1
-        dark, bright = self._group(group)
-        row = index - self.starts[group]
-        return to_tensor(dark[row]), to_tensor(bright[row])
+        return to_sample(self._group(group)[index - self.starts[group]])
 
-    def _group(self, group: int) -> tuple[np.ndarray, np.ndarray]:
+    def _group(self, group: int) -> list[tuple]:
         if group not in self._cache:
-            dark, bright, _ = patches.read_row_group(self.groups[group], self.spec)
-            self._cache[group] = (dark, bright)
+            self._cache[group] = row_group_items(self.groups[group], self.spec)
             while len(self._cache) > self.cache_groups:
                 self._cache.popitem(last=False)
         self._cache.move_to_end(group)

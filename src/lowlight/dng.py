@@ -12,8 +12,9 @@ from pidng.defs import CalibrationIlluminant, CFAPattern, DNGVersion, Photometri
 
 from lowlight.storage import atomic_path
 
-# XYZ (D65) -> linear sRGB (IEC 61966-2-1). Used as ColorMatrix1 when the synthetic "camera"
-# sees linear sRGB: LibRaw then maps camera RGB to sRGB with the identity.
+# XYZ (D65) -> linear sRGB (IEC 61966-2-1). The default ColorMatrix1, for a "camera" that sees
+# linear sRGB: LibRaw then maps camera RGB to sRGB with the identity. The synthetic Sony writes
+# its profile's own matrix instead (lowlight.synth).
 XYZ_TO_SRGB = np.array(
     [[3.2406, -1.5372, -0.4986], [-0.9689, 1.8758, 0.0415], [0.0557, -0.2040, 1.0570]]
 )
@@ -31,6 +32,8 @@ class DngMeta:
     model: str = "synthetic RGGB"
     cfa: str = "RGGB"  # the 2x2 layout: RGGB, GRBG, GBRG or BGGR
     orientation: int = 1  # TIFF/EXIF orientation: 1 upright, 3 180, 6 90 CW, 8 90 CCW
+    # ColorMatrix1 (CalibrationIlluminant1 D65): XYZ -> camera RGB, 3x3 row by row.
+    color_matrix: tuple[float, ...] = tuple(float(v) for v in XYZ_TO_SRGB.ravel())
 
 
 def _rational(value: float, denominator: int = 10000) -> list[int]:
@@ -57,7 +60,9 @@ def write_dng(path: Path, bayer: np.ndarray, meta: DngMeta) -> Path:
     tags.set(Tag.CFAPattern, getattr(CFAPattern, meta.cfa))
     tags.set(Tag.BlackLevel, meta.black_level)
     tags.set(Tag.WhiteLevel, meta.white_level)
-    tags.set(Tag.ColorMatrix1, [_rational(v) for v in XYZ_TO_SRGB.ravel()])
+    if len(meta.color_matrix) != 9:
+        raise ValueError(f"expected a 3x3 colour matrix (9 values), got {len(meta.color_matrix)}")
+    tags.set(Tag.ColorMatrix1, [_rational(v) for v in meta.color_matrix])
     tags.set(Tag.CalibrationIlluminant1, CalibrationIlluminant.D65)
     tags.set(Tag.AsShotNeutral, [_rational(v) for v in meta.as_shot_neutral])
     tags.set(Tag.BaselineExposure, [[0, 100]])

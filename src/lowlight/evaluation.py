@@ -17,6 +17,7 @@ from lowlight.card import ModelCard
 from lowlight.colour import linear_to_srgb, srgb_to_linear
 from lowlight.config import EvaluateConfig, MlflowConfig
 from lowlight.modes import InputMode, to_unit
+from lowlight.rendering import RenderParams
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +137,7 @@ def load_pair(
     row: dict, converted: storage.Location, mode: InputMode, crop: tuple[int, int] | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(model input, RGB dark, RGB bright) of a test pair, cropped to the same scene pixels.
+    (The dark frame's own rendering parameters are ``row_render(row)``.)
 
     A model whose output is ``mode.scale`` times its input (bayer) gets its input cropped at
     the input's scale; the RGB images are first cut to what that input covers.
@@ -153,6 +155,11 @@ def load_pair(
     )
 
 
+def row_render(row: dict) -> RenderParams | None:
+    """The dark frame's rendering parameters, as a user's file of it would give them."""
+    return RenderParams.from_dict(json.loads(row["dark_render"])) if row["dark_render"] else None
+
+
 def score_pairs(
     rows: list[dict], methods: dict, converted: storage.Location, cfg: EvaluateConfig,
     grids_dir: Path, mode: InputMode,
@@ -167,7 +174,10 @@ def score_pairs(
         outputs = {}
         for name, method in methods.items():
             start = time.perf_counter()
-            outputs[name] = method(model_input if name == "model" else dark)
+            if name == "model":  # the mode's input, and its output as the file renders it
+                outputs[name] = mode.finish(method(model_input), row_render(row))
+            else:
+                outputs[name] = method(dark)
             seconds = time.perf_counter() - start
             scores.append(
                 {

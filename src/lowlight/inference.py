@@ -150,8 +150,9 @@ def enhance_files(
     done, failed = [], []
     for path in tqdm(files, desc="enhance", unit="file"):
         try:
-            unit, dtype, flip = card.mode.load_photo(path, ratio, convert_cfg)
+            unit, dtype, flip, render = card.mode.load_photo(path, ratio, convert_cfg)
             result = enhance(unit, model, infer.tile, infer.overlap, infer.batch)
+            result = card.mode.finish(result, render)
             result = np.ascontiguousarray(raw.upright(result, flip))  # as postprocess turns it
             target = out / f"{path.stem}_enhanced.png"
             fmt = "png16" if dtype == np.uint16 else "png"

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, ClassVar
 import numpy as np
 
 from lowlight.errors import ConfigError, DatasetError
+from lowlight.rendering import RenderParams
 
 if TYPE_CHECKING:
     from lowlight.config import ConvertConfig, ModelConfig
@@ -45,6 +46,9 @@ class InputMode:
     dark_column: ClassVar[str]  # pairs column naming the model's input file
     # the pyfunc model's input tensor: dtype and channels (output: HxWx3 uint8 at scale x)
     tensor_dtype: ClassVar[str]
+    # the network restores linear camera RGB, which each file's metadata renders
+    # (lowlight.rendering), in training before the loss and at inference
+    renders: ClassVar[bool] = False
 
     # --- convert ---------------------------------------------------------------------------
 
@@ -66,8 +70,14 @@ class InputMode:
     # --- patch -----------------------------------------------------------------------------
 
     def patch_spec(
-        self, size: int, stride: int, dtype: str = "uint8", pairs_sha256: str = ""
+        self,
+        size: int,
+        stride: int,
+        dtype: str = "uint8",
+        pairs_sha256: str = "",
+        curve: str = "bt709",
     ) -> PatchSpec:
+        """The patch files' spec; a mode that renders stores the bright frames' tone curve."""
         from lowlight.patches import PatchSpec
 
         if size % self.scale or stride % self.scale:
@@ -76,8 +86,8 @@ class InputMode:
         small = size // self.scale
         dark_shape = (small, small, self.channels)
         return PatchSpec(
-            size, stride, dtype, dark_shape, (size, size, 3), pairs_sha256,
-            input=self.name, dark_dtype=self.dark_dtype(dtype),
+            size, stride, dtype, dark_shape, (size, size, 3), pairs_sha256, input=self.name,
+            dark_dtype=self.dark_dtype(dtype), render=curve if self.renders else "",
         )  # fmt: skip
 
     @property
@@ -119,9 +129,14 @@ class InputMode:
 
     def load_photo(
         self, path: Path, ratio: float | str, cfg: ConvertConfig
-    ) -> tuple[np.ndarray, np.dtype, int]:
-        """A user's file as the model's float input, the output dtype and LibRaw's flip code."""
+    ) -> tuple[np.ndarray, np.dtype, int, RenderParams | None]:
+        """A user's file as the model's float input, the output dtype, LibRaw's flip code and
+        how the file renders (None when the input is already an image)."""
         raise NotImplementedError
+
+    def finish(self, output: np.ndarray, render: RenderParams | None) -> np.ndarray:
+        """The network's whole-image output as the image a user sees."""
+        return output
 
     def check_tensor(self, array: np.ndarray) -> np.ndarray:
         """The pyfunc model's input checked and turned into the model's float input."""
@@ -154,9 +169,9 @@ class RgbMode(InputMode):
                 path, ratio, half_size=cfg.half_size, bits=16,
                 auto_target=cfg.auto_target, max_gain=cfg.max_ratio,
             )  # fmt: skip
-            return to_unit(image), np.dtype(np.uint16), 0
+            return to_unit(image), np.dtype(np.uint16), 0, None
         image = imageio.read_image(path)
-        return to_unit(image), image.dtype, 0
+        return to_unit(image), image.dtype, 0, None
 
     def check_tensor(self, array: np.ndarray) -> np.ndarray:
         if array.ndim != 3 or array.shape[2] != 3 or array.dtype != np.uint8:
@@ -175,6 +190,7 @@ class BayerMode(InputMode):
     augmentable, residual, photos = False, False, False
     dark_column = "dark_packed"
     tensor_dtype = "float32"
+    renders = True
     SUFFIX = ".bayer.png"  # beside the RGB conversion
 
     def check_convert(self, cfg: ConvertConfig) -> None:
@@ -192,7 +208,7 @@ class BayerMode(InputMode):
         from lowlight import imageio, raw
 
         # the same gain as the RGB output, so that "auto" packs what it converted
-        mosaic, _, _ = raw.decode_packed(source, gain)
+        mosaic, *_ = raw.decode_packed(source, gain)
         imageio.write_packed(dest, mosaic)
 
     size_rule = "an even patch size and stride"
@@ -221,14 +237,20 @@ class BayerMode(InputMode):
 
     def load_photo(
         self, path: Path, ratio: float | str, cfg: ConvertConfig
-    ) -> tuple[np.ndarray, np.dtype, int]:
+    ) -> tuple[np.ndarray, np.dtype, int, RenderParams | None]:
         from lowlight import raw
 
         if path.suffix.lower() not in raw.RAW_SUFFIXES:
             raise DatasetError(f"{path}: a bayer model enhances RAW files only")
-        mosaic, _, flip = raw.decode_packed(path, ratio, auto_target=cfg.auto_target,
-                                            max_gain=cfg.max_ratio)  # fmt: skip
-        return mosaic, np.dtype(np.uint16), flip
+        mosaic, _, flip, render = raw.decode_packed(
+            path, ratio, auto_target=cfg.auto_target, max_gain=cfg.max_ratio, curve=cfg.curve
+        )
+        return mosaic, np.dtype(np.uint16), flip, render
+
+    def finish(self, output: np.ndarray, render: RenderParams | None) -> np.ndarray:
+        from lowlight.rendering import render as render_image
+
+        return render_image(output, render or RenderParams.neutral())
 
     def check_tensor(self, array: np.ndarray) -> np.ndarray:
         if array.ndim != 3 or array.shape[2] != 4 or array.dtype != np.float32:

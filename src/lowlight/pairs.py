@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 
 import pyarrow as pa
@@ -24,28 +24,23 @@ PAIRS_SCHEMA = pa.schema(
         ("bright_exposure", pa.float64()),
         ("ratio", pa.float64()),
         ("iso", pa.int32()),
-        (
-            "dark_packed",
-            pa.string(),
-        ),  # the input mode's own file of the dark frame, or null
+        ("dark_packed", pa.string()),  # the input mode's own file of the dark frame, or null
+        ("dark_render", pa.string()),  # RenderParams JSON of each frame (lowlight.rendering)
+        ("bright_render", pa.string()),
     ]
 )
 
 
 def write_pairs(
-    path: Path,
-    pairs: list[Pair],
-    outputs: dict[str, str],
-    converted_dir: str,
-    inputs: dict[str, str | None] | None = None,
+    path: Path, pairs: list[Pair], files: dict[str, ConvertedFile], converted_dir: str
 ) -> None:
-    """Write ``pairs`` with dark/bright stems replaced by their converted files' paths
-    (``inputs``: the input mode's own file of each stem, from the manifest)."""
+    """Write ``pairs`` with dark/bright stems replaced by their converted files."""
     rows = []
     for pair in pairs:
+        dark, bright = files[pair.dark], files[pair.bright]
         row = asdict(pair)
-        row["dark"], row["bright"] = outputs[pair.dark], outputs[pair.bright]
-        row["dark_packed"] = (inputs or {}).get(pair.dark)
+        row.update(dark=dark.output, bright=bright.output, dark_packed=dark.input_file,
+                   dark_render=dark.render, bright_render=bright.render)  # fmt: skip
         rows.append(row)
     table = pa.Table.from_pylist(rows, schema=PAIRS_SCHEMA)
     table = table.replace_schema_metadata(
@@ -66,13 +61,22 @@ def read_pairs(loc: storage.Location) -> tuple[pa.Table, str]:
     return table, (table.schema.metadata or {}).get(b"converted_dir", b"").decode()
 
 
+@dataclass(frozen=True)
+class ConvertedFile:
+    """What the pairs file takes from a frame's convert manifest row."""
+
+    output: str  # the RGB conversion
+    input_file: str | None  # the input mode's own file
+    render: str | None  # RenderParams JSON
+
+
 def manifest_frames(
     rows: list[dict], input_column: str
-) -> tuple[list[Frame], dict[str, str], dict[str, str | None], int]:
-    """The SID-named ``ok`` rows of a convert manifest as frames to pair: (frames, converted
-    file by stem, the input mode's own file (``input_column``) by stem, how many rows had no
-    SID name)."""
-    frames, outputs, inputs, unnamed = [], {}, {}, 0
+) -> tuple[list[Frame], dict[str, ConvertedFile], int]:
+    """The SID-named ``ok`` rows of a convert manifest as frames to pair: (frames, their
+    converted files by stem, how many rows had no SID name). ``input_column``: the manifest's
+    column of the input mode's own file."""
+    frames, files, unnamed = [], {}, 0
     for row in rows:
         name = parse_name(row["source"])
         if name is None:
@@ -80,5 +84,15 @@ def manifest_frames(
             continue
         stem = PurePosixPath(row["source"]).stem
         frames.append(Frame(stem, name, row["iso"]))
-        outputs[stem], inputs[stem] = row["output"], row[input_column]
-    return frames, outputs, inputs, unnamed
+        files[stem] = ConvertedFile(row["output"], row[input_column], row.get("render"))
+    return frames, files, unnamed
+
+
+def render_curve(rows: list[dict]) -> str:
+    """The tone curve the pairs' bright frames were rendered with (convert.curve)."""
+    import json
+
+    for row in rows:
+        if row.get("bright_render"):
+            return json.loads(row["bright_render"]).get("curve", "bt709")
+    return "bt709"

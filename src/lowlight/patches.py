@@ -22,11 +22,13 @@ from tqdm import tqdm
 from lowlight import __version__, imageio, modes, storage
 from lowlight.config import PatchConfig
 from lowlight.errors import DatasetError
+from lowlight.rendering import RenderParams
 from lowlight.windows import cut_windows
 
 log = logging.getLogger(__name__)
 
 PART_NAME = "part-{index:05d}.parquet"
+RENDER_BYTES = 12 * 4  # RenderParams.vector: white balance (3) and rgb_cam (9), float32
 DTYPES = {"uint8": np.uint8, "uint16": np.uint16}
 
 
@@ -46,6 +48,7 @@ class PatchSpec:
     extra: dict = field(default_factory=dict)
     input: str = modes.DEFAULT  # model.input (lowlight.modes) the dark patches are for
     dark_dtype: str = ""  # "" = dtype; packed Bayer is always uint16
+    render: str = ""  # a tone curve: rows carry the bright frame's RenderParams (12 float32)
 
     @property
     def dark_pixels(self) -> str:
@@ -68,6 +71,8 @@ class PatchSpec:
             ("dark", pa.binary(self.nbytes(self.dark_shape, self.dark_pixels))),
             ("bright", pa.binary(self.nbytes(self.bright_shape))),
         ]
+        if self.render:
+            fields.append(("render", pa.binary(RENDER_BYTES)))
         return pa.schema(fields, metadata=self.metadata())
 
     def metadata(self) -> dict[bytes, bytes]:
@@ -82,6 +87,7 @@ class PatchSpec:
             "input": self.input,
             "dark_dtype": self.dark_pixels,
             "lowlight_version": __version__,
+            **({"render": self.render} if self.render else {}),
             **self.extra,
         }
         return {f"lowlight.{k}".encode(): json.dumps(v).encode() for k, v in values.items()}
@@ -105,6 +111,7 @@ class PatchSpec:
                 input=values.get("input", modes.DEFAULT),
                 # "" when the darks share the brights' dtype, as the spec was made
                 dark_dtype=values.get("dark_dtype", values["dtype"]).replace(values["dtype"], ""),
+                render=values.get("render", ""),
             )
         except KeyError as exc:
             raise DatasetError(f"{source}: not a lowlight patch file (no {exc} metadata)") from None
@@ -154,8 +161,12 @@ class PatchWriter:
         starts: np.ndarray,
         dark: np.ndarray,
         bright: np.ndarray,
+        render: np.ndarray | None = None,
     ) -> None:
-        """Add the windows of one pair (N starts, N dark and N bright windows)."""
+        """Add the windows of one pair (N starts, N dark and N bright windows; ``render``: the
+        pair's 12 rendering floats when the spec carries them)."""
+        if self.spec.render and render is None:
+            raise ValueError(f"pair {pair_id}: the patch spec needs its rendering parameters")
         dtype, dark_dtype = DTYPES[self.spec.dtype], DTYPES[self.spec.dark_pixels]
         for i in range(len(starts)):
             self._buffer["pair_id"].append(pair_id)
@@ -165,6 +176,8 @@ class PatchWriter:
             self._buffer["x"].append(int(starts[i][1]))
             self._buffer["dark"].append(np.ascontiguousarray(dark[i], dark_dtype).tobytes())
             self._buffer["bright"].append(np.ascontiguousarray(bright[i], dtype=dtype).tobytes())
+            if self.spec.render:
+                self._buffer["render"].append(np.asarray(render, np.float32).tobytes())
             self._buffered += 1
             if self._buffered >= self.row_group:
                 self._flush()
@@ -264,6 +277,11 @@ def read_row_group(group: RowGroup, spec: PatchSpec) -> tuple[np.ndarray, np.nda
     return dark, bright, table.drop_columns(["dark", "bright"])
 
 
+def read_renders(table: pa.Table) -> np.ndarray:
+    """The N x 12 rendering floats of a row group's other columns (``read_row_group``)."""
+    return decode_pixels(table.column("render"), (12,), "float32")
+
+
 def iter_patches(folder: storage.Location) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     spec, groups = scan(folder)
     for group in groups:
@@ -333,7 +351,10 @@ def write_split(
                 log.warning("%s", windows)
                 skipped.append(windows)
                 continue
-            writer.add(row["pair_id"], row["scene_id"], row["ratio"], *windows)
+            render = None
+            if spec.render:
+                render = RenderParams.from_dict(json.loads(row["bright_render"])).vector
+            writer.add(row["pair_id"], row["scene_id"], row["ratio"], *windows, render=render)
     return {
         f"{split}_pairs": len(rows),
         f"{split}_patches": writer.rows,

@@ -19,6 +19,10 @@ from lowlight import __version__, card
 from lowlight.config import InferConfig
 from lowlight.inference import enhance, from_unit, load_torch
 from lowlight.modes import InputMode
+from lowlight.rendering import RenderParams
+
+# a file with no white balance and no colour matrix (pass a file's own as predict params)
+DEFAULT_RENDER = RenderParams.neutral()
 
 ARTIFACT = "generator"
 
@@ -32,17 +36,32 @@ class LowlightModel(mlflow.pyfunc.PythonModel):
         self.tile_fn, self.card = load_torch(folder, self.infer.device)
 
     def predict(self, context, model_input: np.ndarray, params: dict | None = None) -> np.ndarray:
-        unit = self.card.mode.check_tensor(np.asarray(model_input))
+        mode = self.card.mode
+        unit = mode.check_tensor(np.asarray(model_input))
         result = enhance(unit, self.tile_fn, self.infer.tile, self.infer.overlap, self.infer.batch)
-        return from_unit(result, np.uint8)
+        render = None
+        if mode.renders:  # the file's white balance and colour matrix, as predict params
+            params = {**DEFAULT_RENDER.to_dict(), **(params or {})}
+            matrix = np.reshape(params["rgb_cam"], (3, 3))
+            render = RenderParams.from_dict({**params, "rgb_cam": matrix.tolist()})
+        return from_unit(mode.finish(result, render), np.uint8)
 
 
 def signature(mode: InputMode) -> mlflow.models.ModelSignature:
     from mlflow.types import Schema, TensorSpec
+    from mlflow.types.schema import ParamSchema, ParamSpec
 
     out = Schema([TensorSpec(np.dtype(np.uint8), (-1, -1, 3))])
     inputs = Schema([TensorSpec(np.dtype(mode.tensor_dtype), (-1, -1, mode.channels))])
-    return mlflow.models.ModelSignature(inputs=inputs, outputs=out)
+    params = None
+    if mode.renders:  # lowlight.raw.decode_packed gives a file's RenderParams
+        neutral = DEFAULT_RENDER
+        params = ParamSchema([
+            ParamSpec("wb", "float", list(neutral.wb), (-1,)),
+            ParamSpec("rgb_cam", "float", list(np.ravel(neutral.rgb_cam)), (-1,)),
+            ParamSpec("curve", "string", neutral.curve),
+        ])  # fmt: skip
+    return mlflow.models.ModelSignature(inputs=inputs, outputs=out, params=params)
 
 
 def log_generator(models_dir: Path, infer: InferConfig, staging: Path) -> mlflow.models.ModelInfo:

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import rawpy
 
-from lowlight.colour import SRGB_GAMMA
 from lowlight.errors import RawDecodeError
+from lowlight.rendering import LIBRAW_GAMMA, RenderParams
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,7 @@ class RawMeta:
     camera: str
     width: int  # of the processed image
     height: int
+    render: RenderParams | None = None  # how LibRaw renders the file's camera RGB
 
 
 def amplify_mosaic(mosaic: np.ndarray, black: np.ndarray, white: int, gain: float) -> np.ndarray:
@@ -101,10 +102,16 @@ BAYER_ORDER = "RGGB"
 
 
 def decode_packed(
-    path: Path, gain: float | str = 1.0, *, auto_target: float = 0.18, max_gain: float = 300.0
-) -> tuple[np.ndarray, float, int]:
-    """``path``'s Bayer mosaic packed (``pack_bayer``), its gain and LibRaw's flip code
-    (0 none, 3 180 degrees, 5 90 CCW, 6 90 CW: how to turn the result upright)."""
+    path: Path,
+    gain: float | str = 1.0,
+    *,
+    auto_target: float = 0.18,
+    max_gain: float = 300.0,
+    curve: str = "bt709",
+) -> tuple[np.ndarray, float, int, RenderParams]:
+    """``path``'s Bayer mosaic packed (``pack_bayer``), its gain, LibRaw's flip code (0 none,
+    3 180 degrees, 5 90 CCW, 6 90 CW: how to turn the result upright) and how the file's
+    metadata renders its camera RGB (``lowlight.rendering``)."""
     try:
         with rawpy.imread(str(path)) as raw:
             mosaic = raw.raw_image_visible
@@ -118,10 +125,11 @@ def decode_packed(
                 )
             planes = pack_bayer(mosaic, colors, desc, black, white, float(gain))
             flip = int(raw.sizes.flip)
+            render = RenderParams.from_libraw(raw.camera_whitebalance, raw.color_matrix, curve)
     except (rawpy.LibRawError, rawpy.NotSupportedError, OSError, ValueError) as exc:
         reason = str(exc) or type(exc).__name__
         raise RawDecodeError(f"{path}: cannot pack the Bayer mosaic ({reason})") from exc
-    return planes, float(gain), flip
+    return planes, float(gain), flip, render
 
 
 def preview_packed(planes: np.ndarray) -> np.ndarray:
@@ -179,11 +187,13 @@ def decode(
     bits: int = 8,
     auto_target: float = 0.18,
     max_gain: float = 300.0,
+    curve: str = "bt709",
 ) -> tuple[np.ndarray, RawMeta, float]:
     """Decode ``path`` to an HxWx3 sRGB array (uint8 or uint16), amplified by ``gain``.
 
     ``gain`` may be ``"auto"``: estimated to bring the mean linear level to ``auto_target``.
-    Returns the image, its metadata and the gain actually applied.
+    ``curve``: ``bt709`` (LibRaw's default, as SID rendered) or ``srgb``. Returns the image,
+    its metadata (with the file's rendering parameters) and the gain actually applied.
     """
     try:
         with rawpy.imread(str(path)) as raw:
@@ -203,11 +213,15 @@ def decode(
                 use_camera_wb=True,
                 no_auto_bright=True,
                 output_color=rawpy.ColorSpace.sRGB,
-                gamma=SRGB_GAMMA,
+                gamma=LIBRAW_GAMMA[curve],
                 output_bps=bits,
                 half_size=half_size,
+                # LibRaw's default 0.75 lowers the white level to a bright frame's own maximum:
+                # a brightness that depends on the image, which no model can predict.
+                adjust_maximum_thr=0.0,
             )
             other = raw.other
+            render = RenderParams.from_libraw(raw.camera_whitebalance, raw.color_matrix, curve)
     except (rawpy.LibRawError, rawpy.NotSupportedError, OSError, ValueError) as exc:
         reason = str(exc) or type(exc).__name__
         raise RawDecodeError(f"{path}: cannot decode RAW ({type(exc).__name__}: {reason})") from exc
@@ -215,5 +229,5 @@ def decode(
     iso = int(other.iso_speed) if other.iso_speed > 0 else exif_iso
     # LibRaw stores the shutter as float32 (0.1 -> 0.100000001): keep 6 significant digits.
     exposure = float(f"{other.shutter_speed:.6g}") if other.shutter_speed > 0 else None
-    meta = RawMeta(exposure, iso, camera, width=image.shape[1], height=image.shape[0])
+    meta = RawMeta(exposure, iso, camera, image.shape[1], image.shape[0], render)
     return image, meta, gain

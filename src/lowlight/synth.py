@@ -1,94 +1,95 @@
-"""Synthetic SID-like data: clean photos turned into noisy short / clean long Bayer exposures.
+"""Synthetic SID-like data: scenes turned into noisy short / clean long Bayer exposures of a
+calibrated camera, by default SID's own Sony a7S II.
 
-The physics follows ELD (Wei et al., CVPR 2020): the scene is linear light, the sensor counts
-photo-electrons (Poisson shot noise) with an ISO-dependent system gain K (DN per electron), and
-the read-out adds read noise (Gaussian), row noise (one offset per row) and quantisation.
-Levels are Sony a7S II's (SID's camera): black 512, white 16383.
+A scene is a crop of a photo or a procedural dead-leaves image (``lowlight.scenes``), decoded
+to linear sRGB and mapped into the camera's raw RGB through its colour matrix (sRGB -> XYZ ->
+camera) under a per-scene illuminant; the DNGs carry that matrix and the matching as-shot
+neutral, so LibRaw renders the scene's colours back. Each scene draws a system gain K (and its
+ISO) from the noise profile (``lowlight.noise``: ELD's calibration) and each frame its own noise.
+Test and validation scenes come only from their own held-out photos; procedural scenes and the
+remaining photos are for training.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from lowlight.colour import srgb_to_linear
+from lowlight import noise as sensor
+from lowlight.colour import as_shot_neutral, srgb_to_camera, srgb_to_linear
 from lowlight.dng import DngMeta, write_dng
 from lowlight.errors import DatasetError
+from lowlight.scenes import dead_leaves
 from lowlight.sid import SidName, format_list_line
 
-# Sony a7S II, as used by SID (Chen et al. 2018): 14-bit with a black level of 512.
+log = logging.getLogger(__name__)
+
+# Sony a7S II, as used by SID (Chen et al. 2018): 14-bit with a black level of 512. The default
+# profile holds the same levels; a frame always uses its profile's.
 BLACK_LEVEL = 512
 WHITE_LEVEL = 16383
-# Camera-neutral white in raw RGB (AsShotNeutral); ~ daylight multipliers R x2.2, B x1.54.
-AS_SHOT_NEUTRAL = (0.45, 1.0, 0.65)
 # Exposures SID used: long 10 s or 30 s; short 0.1 / 0.04 / 0.033 s (ratios 100, 250, 300).
 LONG_EXPOSURES = (10.0, 10.0, 10.0, 30.0)
 SHORT_EXPOSURES = (0.1, 0.04, 0.033, 0.1)
-ISOS = (100, 200, 400, 800, 1600, 3200, 6400)
-# Brightest scene value lands at 90 % of the raw range in the long exposure.
+# The D65 white lands at 90 % of the raw range in green in the long exposure.
 LONG_HEADROOM = 0.9
+# Per-scene illuminant: camera R and B scaled by log-uniform factors in this range (with the
+# matching as-shot neutral). Around the a7S II's D65 multipliers (R x2.77, B x1.43 from its
+# matrix) this spans R x2.2-3.5 and B x1.1-1.8, daylight to shade and warm light.
+ILLUMINANT_RANGE = (0.8, 1.25)
 
 
 def mosaic_rggb(rgb: np.ndarray) -> np.ndarray:
     """Sample an HxWx3 image through an RGGB colour filter array -> HxW."""
+    return mosaic(rgb, "RGGB")
+
+
+def mosaic(rgb: np.ndarray, cfa: str) -> np.ndarray:
+    """Sample an HxWx3 image through a 2x2 colour filter array (``cfa`` e.g. "RGGB") -> HxW."""
     height, width, _ = rgb.shape
     if height % 2 or width % 2:
         raise ValueError(f"a Bayer mosaic needs even sizes, got {height}x{width}")
     bayer = np.empty((height, width), dtype=rgb.dtype)
-    bayer[0::2, 0::2] = rgb[0::2, 0::2, 0]
-    bayer[0::2, 1::2] = rgb[0::2, 1::2, 1]
-    bayer[1::2, 0::2] = rgb[1::2, 0::2, 1]
-    bayer[1::2, 1::2] = rgb[1::2, 1::2, 2]
+    for index, colour in enumerate(cfa):
+        dy, dx = divmod(index, 2)
+        channel = "RGB".index(colour)
+        bayer[dy::2, dx::2] = rgb[dy::2, dx::2, channel]
     return bayer
 
 
-@dataclass(frozen=True)
-class NoiseModel:
-    """Sensor noise at one ISO; all figures in DN (digital numbers above black)."""
-
-    gain: float  # K, DN per photo-electron
-    read_sigma: float
-    row_sigma: float
-
-    @classmethod
-    def for_iso(cls, iso: int) -> NoiseModel:
-        # a7S II: ~150 k e- full well at base ISO 100 over ~15.9 k DN -> K ~ 0.1, linear in ISO.
-        gain = 0.1 * iso / 100
-        # Read noise grows with gain (ELD's log-linear fit), row noise ~ 15 % of it.
-        read_sigma = 1.5 + 1.3 * gain
-        return cls(gain=gain, read_sigma=read_sigma, row_sigma=0.15 * read_sigma)
-
-    def variance(self, signal_dn: np.ndarray | float) -> np.ndarray | float:
-        """Expected pixel variance for a mean signal (shot + read + row + quantisation)."""
-        return self.gain * signal_dn + self.read_sigma**2 + self.row_sigma**2 + 1 / 12
+def scene_colour(
+    profile: sensor.NoiseProfile, rng: np.random.Generator | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(linear sRGB -> camera RGB matrix, as-shot neutral) of a scene seen by ``profile``'s
+    camera: D65 when ``rng`` is None, otherwise an illuminant drawn in ILLUMINANT_RANGE."""
+    to_camera = srgb_to_camera(np.asarray(profile.xyz_to_camera))
+    if rng is not None:
+        low, high = np.log(ILLUMINANT_RANGE)
+        red, blue = np.exp(rng.uniform(low, high, 2))
+        to_camera = np.diag([red, 1.0, blue]) @ to_camera
+    return to_camera, as_shot_neutral(to_camera)
 
 
-def expose(
-    signal_dn: np.ndarray,
-    noise: NoiseModel,
-    rng: np.random.Generator,
-    black: int = BLACK_LEVEL,
-    white: int = WHITE_LEVEL,
+def scene_signal(
+    linear_rgb: np.ndarray,
+    exposure_fraction: float,
+    to_camera: np.ndarray | None = None,
+    profile: sensor.NoiseProfile | None = None,
 ) -> np.ndarray:
-    """Turn a mean signal (DN above black, HxW) into a raw frame with sensor noise, uint16."""
-    electrons = rng.poisson(np.maximum(signal_dn, 0.0) / noise.gain)
-    frame = electrons * noise.gain
-    frame = frame + rng.normal(0.0, noise.read_sigma, signal_dn.shape)
-    frame = frame + rng.normal(0.0, noise.row_sigma, (signal_dn.shape[0], 1))
-    frame = np.round(frame + black)
-    return np.clip(frame, 0, white).astype(np.uint16)
-
-
-def scene_signal(linear_rgb: np.ndarray, exposure_fraction: float) -> np.ndarray:
     """Mean raw signal (DN above black, Bayer HxW) of a linear sRGB scene.
 
-    ``exposure_fraction`` is this frame's exposure over the long one (1 for the long exposure).
+    ``exposure_fraction`` is this frame's exposure over the long one (1 for the long exposure);
+    ``to_camera`` maps linear sRGB to the camera's RGB (default: the profile's camera under D65).
     """
-    camera_rgb = linear_rgb * np.asarray(AS_SHOT_NEUTRAL)
-    full_scale = (WHITE_LEVEL - BLACK_LEVEL) * LONG_HEADROOM
-    return mosaic_rggb(camera_rgb) * full_scale * exposure_fraction
+    profile = profile or sensor.load_profile(sensor.DEFAULT_PROFILE)
+    if to_camera is None:
+        to_camera, _ = scene_colour(profile)
+    camera_rgb = np.clip(linear_rgb @ np.asarray(to_camera).T, 0.0, None)
+    full_scale = (profile.white_level - profile.black_level) * LONG_HEADROOM
+    return mosaic(camera_rgb, profile.cfa) * full_scale * exposure_fraction
 
 
 def crop_scene(photo: np.ndarray, size: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
@@ -129,10 +130,15 @@ BUNDLED_PHOTOS = (
 class ScenePlan:
     scene_id: str
     split: str
-    photo: int  # index into the photo list
+    photo: int | None  # index into the photo list; None = a procedural (dead-leaves) scene
     long_exposure: float
     short_exposure: float
     iso: int
+    gain: float = 0.0  # system gain K (DN per electron) the ISO stands for; 0 = from the ISO
+
+    @property
+    def procedural(self) -> bool:
+        return self.photo is None
 
 
 def split_counts(scenes: int) -> dict[str, int]:
@@ -145,42 +151,113 @@ def split_counts(scenes: int) -> dict[str, int]:
 
 
 def assign_photos(n_photos: int, counts: dict[str, int]) -> dict[str, list[int]]:
-    """Disjoint photos per split when there are enough, so no photo leaks between splits."""
+    """Disjoint photos for the splits with photo scenes (``counts``), roughly in proportion.
+
+    Test and validation come first: with fewer photos than such splits, training gets none (its
+    scenes become procedural) and, with one photo, test and validation share it. A photo used
+    for test or validation is never used for training.
+    """
     order = ("test", "val", "train")
-    if n_photos < 3:
-        return {split: list(range(n_photos)) for split in order}
-    total = sum(counts.values())
-    groups: dict[str, list[int]] = {}
+    needing = [split for split in order if counts.get(split, 0) > 0]
+    groups: dict[str, list[int]] = {split: [] for split in order}
+    if n_photos < len(needing):
+        held_out = [split for split in needing if split != "train"]
+        for i, split in enumerate(held_out):
+            groups[split] = [i % n_photos] if n_photos else []
+        return groups
+    total = sum(counts[split] for split in needing)
     start = 0
-    for split in order[:-1]:
-        take = max(1, round(n_photos * counts[split] / total))
+    for i, split in enumerate(needing):
+        later = len(needing) - i - 1
+        if later == 0:
+            take = n_photos - start
+        else:
+            take = min(max(1, round(n_photos * counts[split] / total)), n_photos - start - later)
         groups[split] = list(range(start, start + take))
         start += take
-    groups["train"] = list(range(start, n_photos))
     return groups
 
 
-def plan_scenes(scenes: int, n_photos: int, rng: np.random.Generator) -> list[ScenePlan]:
-    """Scene ids with SID's split prefixes, cycling through the exposure settings."""
+def procedural_count(train: int, procedural: float) -> int:
+    """How many of ``train`` training scenes are procedural for a fraction ``procedural``."""
+    if not 0.0 <= procedural <= 1.0:
+        raise ValueError(f"procedural must be a fraction in [0, 1], got {procedural}")
+    return round(train * procedural)
+
+
+def plan_scenes(
+    scenes: int,
+    n_photos: int,
+    rng: np.random.Generator,
+    procedural: float = 0.0,
+    profile: str | sensor.NoiseProfile = sensor.DEFAULT_PROFILE,
+) -> list[ScenePlan]:
+    """Scene ids with SID's split prefixes, cycling through the exposure settings.
+
+    A fraction ``procedural`` of the training scenes are dead-leaves scenes (spread evenly among
+    them); validation and test scenes are always their own held-out photos. Each scene draws a
+    system gain K from ``profile`` and the ISO that goes with it.
+    """
+    profile = sensor.load_profile(profile) if isinstance(profile, str) else profile
     counts = split_counts(scenes)
-    photos = assign_photos(n_photos, counts)
+    n_procedural = procedural_count(counts["train"], procedural)
+    photo_counts = {**counts, "train": counts["train"] - n_procedural}
+    photos = assign_photos(n_photos, photo_counts)
+    if photo_counts["train"] and not photos["train"]:
+        log.warning("only %d photo(s), kept for test and validation: training scenes are all "
+                    "procedural", n_photos)  # fmt: skip
+        n_procedural = counts["train"]
     prefix = {"train": 0, "test": 1, "val": 2}
     plans = []
     for split in ("train", "test", "val"):
-        for i in range(counts[split]):
-            # Cycle within each split so every split sees ratios 100, 250 and 300.
-            setting = i % len(SHORT_EXPOSURES)
+        n = counts[split]
+        made = {"photo": 0, "procedural": 0}
+        for i in range(n):
+            # Procedural scene i when the running share floor(i * n_procedural / n) steps up.
+            is_procedural = split == "train" and (
+                (i + 1) * n_procedural // n > i * n_procedural // n
+            )
+            kind = "procedural" if is_procedural else "photo"
+            # Cycle within each split and kind so that both see ratios 100, 250 and 300.
+            setting = made[kind] % len(SHORT_EXPOSURES)
+            photo = None if is_procedural else photos[split][made[kind] % len(photos[split])]
+            made[kind] += 1
+            gain = sensor.sample_gain(profile, rng)
             plans.append(
                 ScenePlan(
                     scene_id=f"{prefix[split]}{i + 1:04d}",
                     split=split,
-                    photo=photos[split][i % len(photos[split])],
+                    photo=photo,
                     long_exposure=LONG_EXPOSURES[setting],
                     short_exposure=SHORT_EXPOSURES[setting],
-                    iso=int(rng.choice(ISOS)),
+                    iso=profile.iso(gain),
+                    gain=gain,
                 )
             )
     return plans
+
+
+def frame_meta(
+    profile: sensor.NoiseProfile,
+    neutral: np.ndarray,
+    exposure: float,
+    iso: int,
+    fnumber: float = 8.0,
+) -> DngMeta:
+    """The DNG metadata of a frame of ``profile``'s camera: its levels, layout, make and model,
+    its XYZ -> camera matrix (ColorMatrix1, D65) and the scene's as-shot neutral."""
+    return DngMeta(
+        profile.black_level,
+        profile.white_level,
+        tuple(float(v) for v in neutral),  # type: ignore[arg-type]
+        exposure,
+        iso,
+        fnumber,
+        make=profile.make,
+        model=profile.model,
+        cfa=profile.cfa,
+        color_matrix=tuple(float(v) for row in profile.xyz_to_camera for v in row),
+    )
 
 
 # --- files ---------------------------------------------------------------------------------------
@@ -215,26 +292,48 @@ PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
 
 
 def write_scene(
-    folder: Path, plan: ScenePlan, photo: np.ndarray, size: tuple[int, int], frames: int, seed: int
+    folder: Path,
+    plan: ScenePlan,
+    photo: np.ndarray | None,
+    size: tuple[int, int],
+    frames: int,
+    seed: int,
+    profile: str | sensor.NoiseProfile = sensor.DEFAULT_PROFILE,
+    read_noise: sensor.ReadNoise = "tukey",
 ) -> list[str]:
-    """Write one scene's long exposure and ``frames`` short ones; return the SID list lines."""
+    """Write one scene's long exposure and ``frames`` short ones; return the SID list lines.
+
+    ``photo`` is the scene's sRGB photo, or None for a procedural plan (a dead-leaves image).
+    Every frame draws its own noise at the scene's system gain.
+    """
+    profile = sensor.load_profile(profile) if isinstance(profile, str) else profile
     rng = np.random.default_rng([seed, int(plan.scene_id)])
-    linear = srgb_to_linear(crop_scene(photo, size, rng))
-    noise = NoiseModel.for_iso(plan.iso)
+    if plan.procedural:
+        srgb = dead_leaves(size, rng)
+    elif photo is None:
+        raise ValueError(f"scene {plan.scene_id} is planned from photo {plan.photo}: pass it")
+    else:
+        srgb = crop_scene(photo, size, rng)
+    linear = srgb_to_linear(srgb)
+    to_camera, neutral = scene_colour(profile, rng)
+    gain = plan.gain or profile.gain(plan.iso)
     fnumber = 8.0
 
-    long_name = SidName(plan.scene_id, 0, plan.long_exposure).stem()
-    long_frame = expose(scene_signal(linear, 1.0), noise, rng)
-    meta = DngMeta(BLACK_LEVEL, WHITE_LEVEL, AS_SHOT_NEUTRAL, plan.long_exposure, plan.iso)
-    write_dng(folder / "long" / f"{long_name}.dng", long_frame, meta)
+    def frame(name: str, exposure: float) -> None:
+        signal = scene_signal(linear, exposure / plan.long_exposure, to_camera, profile)
+        frame_noise = sensor.sample_frame_noise(profile, gain, rng, read_noise)
+        raw = sensor.apply_noise(
+            signal, frame_noise, rng, profile.black_level, profile.white_level, profile.cfa
+        )
+        meta = frame_meta(profile, neutral, exposure, plan.iso, fnumber)
+        write_dng(folder / name, raw, meta)
 
+    long_name = SidName(plan.scene_id, 0, plan.long_exposure).stem()
+    frame(f"long/{long_name}.dng", plan.long_exposure)
     lines = []
-    fraction = plan.short_exposure / plan.long_exposure
-    for frame in range(frames):
-        short_name = SidName(plan.scene_id, frame, plan.short_exposure).stem()
-        short_frame = expose(scene_signal(linear, fraction), noise, rng)
-        meta = DngMeta(BLACK_LEVEL, WHITE_LEVEL, AS_SHOT_NEUTRAL, plan.short_exposure, plan.iso)
-        write_dng(folder / "short" / f"{short_name}.dng", short_frame, meta)
+    for index in range(frames):
+        short_name = SidName(plan.scene_id, index, plan.short_exposure).stem()
+        frame(f"short/{short_name}.dng", plan.short_exposure)
         lines.append(
             format_list_line(f"{short_name}.dng", f"{long_name}.dng", plan.iso, fnumber, "Sony")
         )

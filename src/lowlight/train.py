@@ -31,6 +31,7 @@ from lowlight.errors import LowlightError
 from lowlight.imageio import write_image
 from lowlight.losses import ADVERSARIAL, Adversarial
 from lowlight.models import ConvDiscriminator, UNetGenerator
+from lowlight.models.render import render as render_camera
 
 log = logging.getLogger(__name__)
 
@@ -73,10 +74,16 @@ class Trainer:
     device: torch.device
     amp: bool
     lambda_adv: float = 1.0
+    curve: str = ""  # the generator's camera RGB is rendered with this tone curve ("" = none)
 
     @classmethod
     def create(
-        cls, model_cfg: ModelConfig, cfg: TrainConfig, seed: int, group: Group | None = None
+        cls,
+        model_cfg: ModelConfig,
+        cfg: TrainConfig,
+        seed: int,
+        group: Group | None = None,
+        curve: str = "",
     ) -> Trainer:
         """The trainer; in a torchrun group both networks are wrapped in DDP (every process
         starts from the same seeded weights, gradients are averaged at each backward)."""
@@ -102,6 +109,7 @@ class Trainer:
             device,
             amp,
             cfg.lambda_adv,
+            curve,
         )
 
     @property
@@ -126,12 +134,22 @@ class Trainer:
         self.scaler.load_state_dict(state["scaler"])
 
 
+def generate(
+    generator: torch.nn.Module, dark: torch.Tensor, render: torch.Tensor | None, curve: str
+) -> torch.Tensor:
+    """The generator's output as an image: rendered with the pairs' metadata when the input
+    mode restores camera RGB (``curve`` set), else as it is."""
+    fake = generator(dark)
+    return render_camera(fake, render.to(fake.device), curve) if curve else fake
+
+
 def train_step(
     t: Trainer,
     dark: torch.Tensor,
     bright: torch.Tensor,
     lambda_adv: float | None = None,
     loss_scale: float = 1.0,
+    render: torch.Tensor | None = None,
 ) -> dict[str, float]:
     """One discriminator step on real vs generated pairs, then one generator step.
 
@@ -147,7 +165,7 @@ def train_step(
     autocast = torch.autocast(t.device.type, dtype=torch.float16, enabled=t.amp)
 
     with autocast:
-        fake = t.generator(dark)
+        fake = generate(t.generator, dark, render, t.curve)
     d_loss = torch.zeros((), device=t.device)
     if weight > 0:
         with autocast:
@@ -176,12 +194,14 @@ def validate(
     batch_size: int,
     device: torch.device,
     mode: modes.InputMode,
+    curve: str = "",
 ) -> tuple[float, float, list[tuple[np.ndarray, ...]]]:
     """Mean PSNR and SSIM of G(dark) against bright, and (dark, G(dark), bright) per patch."""
     generator.eval()
     psnrs, ssims, triples = [], [], []
-    for dark, bright in DataLoader(table, batch_size=batch_size):
-        fake = generator(dark.to(device)).clamp_(0, 1).float().cpu()
+    for dark, bright, *render in DataLoader(table, batch_size=batch_size):
+        fake = generate(generator, dark.to(device), render[0] if render else None, curve)
+        fake = fake.clamp_(0, 1).float().cpu()
         for d, f, b in zip(dark, fake, bright, strict=True):
             d, f, b = (x.permute(1, 2, 0).numpy() for x in (d, f, b))
             psnrs.append(metrics.psnr(f, b))
@@ -372,7 +392,7 @@ def fit(
     val_dir = storage.join(patches_dir, "val")
     val = PatchTable(val_dir) if storage.list_files(val_dir, ".parquet") else None
     val_subset = Subset(val, range(min(len(val), cfg.val_patches))) if val else None
-    trainer = Trainer.create(model_cfg, cfg, seed, group)
+    trainer = Trainer.create(model_cfg, cfg, seed, group, stream.spec.render)
     key = config_hash(model_cfg, cfg, seed, stream.spec.pairs_sha256)
     checkpoint = work_dir / CHECKPOINT
 
@@ -415,10 +435,10 @@ def fit(
             if batch is None:  # this process's shard ran out: join the step, no gradient
                 batch, scale = last, 0.0
             last = batch
-            dark, bright = batch
+            dark, bright, *render = batch
             # A function of the step, not optimiser state: a resumed run follows the same curve.
             set_lr(trainer, cfg, lr_factor(cfg.lr_schedule, progress.step, total_steps))
-            losses = train_step(trainer, dark, bright, weight, scale)
+            losses = train_step(trainer, dark, bright, weight, scale, *render)
             progress.step += 1
             progress.step_in_epoch += 1
             for i, name in enumerate(("d_loss", "g_loss", "l1")):
@@ -448,6 +468,7 @@ def fit(
                 cfg.batch_size,
                 trainer.device,
                 modes.get(model_cfg.input),
+                trainer.curve,
             )
             if cfg.samples:
                 sample = work_dir / "samples" / f"epoch_{epoch + 1:03d}.png"

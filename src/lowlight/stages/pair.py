@@ -14,7 +14,7 @@ def run(cfg: PairConfig, converted: Path, pairs_path: Path, lists_dir: Path | No
     table, raw_dir = conversion.read_manifest(converted)
     rows = table.to_pylist()
     ok = [r for r in rows if r["status"] == "ok"]
-    frames, outputs, inputs, unnamed = pairs.manifest_frames(ok, conversion.INPUT_FILE_COLUMN)
+    frames, files, unnamed = pairs.manifest_frames(ok, conversion.INPUT_FILE_COLUMN)
     lists = {}
     for folder in [lists_dir] if lists_dir else [raw_dir, storage.parent(raw_dir)]:
         if folder and storage.is_dir(folder):
@@ -25,7 +25,7 @@ def run(cfg: PairConfig, converted: Path, pairs_path: Path, lists_dir: Path | No
             f"{converted}: no (short, long) pairs among {len(ok)} converted frames "
             "(no long exposures, or no SID-named files)"
         )
-    pairs.write_pairs(pairs_path, found, outputs, str(converted), inputs)
+    pairs.write_pairs(pairs_path, found, files, str(converted))
     return {
         "pairs": len(found),
         "splits": {s: sum(1 for p in found if p.split == s) for s in sid.SPLITS},

@@ -27,7 +27,8 @@ def run(
     rows = sorted(table.to_pylist(), key=lambda r: r["pair_id"])
     input_mode.check_pairs([r for r in rows if r["split"] != "test"], pairs_loc)
     digest = hashlib.sha256(storage.read_bytes(pairs_loc)).hexdigest()
-    spec = input_mode.patch_spec(cfg.size, cfg.stride, cfg.format, digest)
+    curve = pairs.render_curve(rows)
+    spec = input_mode.patch_spec(cfg.size, cfg.stride, cfg.format, digest, curve)
     summary: dict = {}
     skipped: list[str] = []
     # A local output is built aside and swapped in at the end; S3 objects appear one by one.

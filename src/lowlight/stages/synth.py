@@ -15,13 +15,21 @@ from lowlight.config import SynthConfig
 def run(cfg: SynthConfig, out: Path, seed: int) -> dict:
     """Write ``out/Sony/{short,long}/*.dng`` and the three list files."""
     photos = synthetic.load_photos(Path(cfg.photos) if cfg.photos else None)
-    plans = synthetic.plan_scenes(cfg.scenes, len(photos), np.random.default_rng(seed))
+    rng = np.random.default_rng(seed)
+    plans = synthetic.plan_scenes(cfg.scenes, len(photos), rng, cfg.procedural, cfg.profile)
     lines: dict[str, list[str]] = {split: [] for split in sid.SPLITS}
     with storage.staged_dir(out) as staging:
         for plan in tqdm(plans, desc="synth", unit="scene"):
-            photo = photos[plan.photo][1]
+            photo = None if plan.procedural else photos[plan.photo][1]
             lines[plan.split] += synthetic.write_scene(
-                staging / "Sony", plan, photo, cfg.size, cfg.frames, seed
+                staging / "Sony",
+                plan,
+                photo,
+                cfg.size,
+                cfg.frames,
+                seed,
+                cfg.profile,
+                cfg.read_noise,
             )
         for split, split_lines in lines.items():
             path = staging / sid.LIST_FILE.format(split=split)
@@ -31,5 +39,6 @@ def run(cfg: SynthConfig, out: Path, seed: int) -> dict:
         "files": len(plans) * (cfg.frames + 1),
         "size": f"{cfg.size[0]}x{cfg.size[1]}",
         "splits": {split: len(v) // cfg.frames for split, v in lines.items()},
+        "procedural": sum(plan.procedural for plan in plans),
         "out": str(Path(out) / "Sony"),
     }
