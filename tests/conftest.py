@@ -15,6 +15,15 @@ from lowlight.config import Params, override
 TINY = {"scenes": 3, "size": "32x48", "frames": 2}
 
 
+@pytest.fixture(autouse=True)
+def _own_cwd(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unit tests run in their own folder: the CLI reads ./params.yaml, and the repository's is
+    the demo's (a bayer model fine-tuning the shipped one), not the library's defaults.
+    (Integration tests pass their params files and record the repository's git commit.)"""
+    if "integration" not in request.node.path.parts:
+        monkeypatch.chdir(request.getfixturevalue("tmp_path"))
+
+
 @pytest.fixture(scope="session")
 def sony_master(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A read-only tiny SID-layout dataset (3 scenes, one per split); copy it before changing."""

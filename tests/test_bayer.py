@@ -119,7 +119,18 @@ def test_scale_two_unet_and_its_discriminator():
     x = torch.rand(1, 3, 9, 10)
     assert torch.equal(residual(x), x)  # a zero correction returns the input
     with pytest.raises(ValueError, match="residual"):
-        UNetGenerator(4, 3, scale=2, residual=True)
+        UNetGenerator(4, 3, scale=2, residual=True)  # of another scale: needs its skip map
+    naive = [[1.0, 0.0, 0.0, 0.0], [0.0, 0.5, 0.5, 0.0], [0.0, 0.0, 0.0, 1.0]]
+    bayer = UNetGenerator(4, 3, depth=2, width=4, scale=2, residual=True, skip=naive)
+    torch.nn.init.zeros_(bayer.head[0].weight)
+    torch.nn.init.zeros_(bayer.head[0].bias)
+    packed = torch.rand(1, 4, 8, 12)
+    expected = torch.stack([packed[:, 0], packed[:, 1:3].mean(1), packed[:, 3]], 1)
+    torch.testing.assert_close(
+        bayer(packed), expected.repeat_interleave(2, 2).repeat_interleave(2, 3)
+    )
+    rebuilt = UNetGenerator(**bayer.config)
+    assert rebuilt.config == bayer.config and "skip" in bayer.config
 
 
 def test_blend_tiles_with_a_model_that_doubles_the_size_is_seamless():

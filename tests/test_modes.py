@@ -54,8 +54,8 @@ def test_modes_by_name():
         modes.get("xtrans")
     with pytest.raises(ValueError, match="unknown input mode"):
         ModelConfig(input="xtrans")
-    with pytest.raises(ValueError, match="residual needs an image input"):
-        ModelConfig(input="bayer", residual=True)
+    residual = modes.get("bayer").generator_args(ModelConfig(input="bayer", residual=True))
+    assert residual["skip"][1] == [0.0, 0.5, 0.5, 0.0]  # under a naive demosaic
 
 
 @pytest.mark.parametrize("name", sorted(modes.MODES))

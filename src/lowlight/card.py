@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 CARD = "generator.json"
 WEIGHTS = "generator.pt"
 DISCRIMINATOR = "discriminator.pt"
+# The model that ships with the package (`make pretrain` makes it): weights, card, README.md.
+SHIPPED = Path(__file__).with_name("pretrained")
 # what a deployed model needs (the discriminator only resumes adversarial training)
 MODEL_FILES = (WEIGHTS, CARD)
 
@@ -78,6 +80,23 @@ class ModelCard:
         with storage.atomic_path(path) as tmp:
             tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
         return path
+
+    def describe(self) -> str:
+        """The card as Markdown: the registered version's description, the shipped README."""
+        psnr = "n/a" if self.best_val_psnr is None else f"{self.best_val_psnr:.2f} dB"
+        lines = [f"# {self.architecture} ({self.input} input)", ""]
+        lines += [f"- {key}: {value}" for key, value in (
+            ("arguments", json.dumps(self.arguments)),
+            ("patches", f"{self.patch_size}x{self.patch_size} {self.dtype}"),
+            ("training", f"{self.epochs} epochs, {self.steps} steps, best validation PSNR {psnr}"),
+            ("MLflow run", self.mlflow_run_id or "none"),
+            ("pairs sha256", self.pairs_sha256 or "unknown"),
+            ("lowlight", self.lowlight_version),
+        )]  # fmt: skip
+        for key, value in self.provenance.items():
+            text = value if isinstance(value, str) else json.dumps(value)
+            lines.append(f"- {key}: {text}")
+        return "\n".join(lines) + "\n"
 
     @classmethod
     def load(cls, folder: Path) -> ModelCard:
@@ -134,3 +153,10 @@ def copy_model(folder: Path, dest: Path) -> ModelCard:
     for name in MODEL_FILES:
         shutil.copy2(Path(folder) / name, dest / name)
     return card
+
+
+def shipped() -> Path:
+    """The shipped model's folder, checked complete."""
+    ModelCard.load(SHIPPED)
+    weights(SHIPPED)
+    return SHIPPED

@@ -266,8 +266,8 @@ def enhance(
     model: Annotated[
         str | None,
         typer.Option(
-            help="models:/NAME@ALIAS, a models folder or an .onnx file "
-            "[default: models:/<register.model_name>@champion]"
+            help="models:/NAME@ALIAS, a models folder or an .onnx file [default: the "
+            "registry's models:/<register.model_name>@champion, else the shipped model]"
         ),
     ] = None,
     ratio: Annotated[
@@ -282,8 +282,8 @@ def enhance(
         p = load_params(params)
         infer = override(p.infer, "infer", tile=tile, device=device)
         gain = parse_ratio(ratio)
-        model = model or f"models:/{p.register_.model_name}@champion"
-        summary = stages.enhance.run(p.convert, infer, p.mlflow, model, inputs, out_dir, gain)
+        summary = stages.enhance.run(p.convert, infer, p.mlflow, model, inputs, out_dir, gain,
+                                     p.register_.model_name)  # fmt: skip
         show("enhance", summary)
 
 
@@ -482,6 +482,19 @@ def export_onnx(
 
     with user_errors():
         show("export onnx", run_export(models_dir, out, int8))
+
+
+@export_app.command("pretrained")
+def export_pretrained(
+    models_dir: Annotated[Path, typer.Argument(metavar="MODELS", help="trained models folder")],
+    reports: Annotated[Path, typer.Argument(metavar="REPORTS", help="folder with metrics.json")],
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Make MODELS the model shipped with lowlight (src/lowlight/pretrained/), with its card."""
+    from lowlight.shipping import ship
+
+    with user_errors():
+        show("export pretrained", ship(models_dir, reports, load_params(params), str(params)))
 
 
 if __name__ == "__main__":

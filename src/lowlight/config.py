@@ -119,7 +119,9 @@ class ModelConfig(Section):
     )
     depth: int = Field(3, ge=1, le=6, description="U-Net levels (poolings)")
     width: int = Field(16, ge=4, description="channels of the first level, doubled per level")
-    residual: bool = Field(False, description="rgb input: predict the correction to the input")
+    residual: bool = Field(
+        False, description="predict the correction to the input (bayer: to a naive demosaic)"
+    )
     disc_width: int = Field(32, ge=4)
     disc_hidden: int = Field(256, ge=8)
     dropout: float = Field(0.3, ge=0, lt=1)
@@ -130,13 +132,6 @@ class ModelConfig(Section):
         if value not in modes.MODES:
             raise ValueError(f"unknown input mode {value!r} (known: {', '.join(modes.MODES)})")
         return value
-
-    @model_validator(mode="after")
-    def _residual_needs_an_image(self) -> ModelConfig:
-        if self.residual and not modes.get(self.input).residual:
-            raise ValueError(f"residual needs an image input, not {self.input} (a packed "
-                             "mosaic is not the image the output is)")  # fmt: skip
-        return self
 
 
 class TrainConfig(Section):
@@ -155,6 +150,9 @@ class TrainConfig(Section):
     )
     lr_schedule: Literal["constant", "cosine"] = Field(
         "constant", description="constant, or cosine decay to 0 over all epochs' steps"
+    )
+    init: Literal["none", "shipped"] = Field(
+        "none", description="start the generator from the model shipped with lowlight (fine-tune)"
     )
     device: Literal["auto", "cpu", "cuda"] = "auto"
     amp: bool = Field(True, description="mixed precision on CUDA (ignored on CPU)")

@@ -81,6 +81,27 @@ def load_model(location: str | Path, device: str = "auto") -> tuple[TileFn, Mode
     return load_torch(path, device)
 
 
+def load_default(
+    location: str | Path | None, model_name: str, device: str = "auto"
+) -> tuple[TileFn, ModelCard, str]:
+    """``location``, or else the registry's champion of ``model_name``, or else the model
+    shipped with lowlight; (tile function, card, what was used)."""
+    if location:
+        return *load_model(location, device), str(location)
+    from lowlight import card
+
+    champion = f"models:/{model_name}@champion"
+    try:
+        model, model_card = load_registered(champion)
+        log.info("using the registry's champion %s", champion)
+        return model, model_card, champion
+    except ModelLoadError as exc:
+        log.info("no champion to use (%s); using the model shipped with lowlight", exc)
+    shipped = card.shipped()
+    model, model_card = load_torch(shipped, device)
+    return model, model_card, f"shipped ({shipped})"
+
+
 def load_registered(uri: str) -> tuple[TileFn, ModelCard]:
     """A registered pyfunc model (``models:/NAME@ALIAS`` or ``models:/NAME/VERSION``)."""
     import mlflow

@@ -41,7 +41,9 @@ class InputMode:
     channels: ClassVar[int]  # input channels of the network
     scale: ClassVar[int]  # output pixels per input pixel along each axis
     augmentable: ClassVar[bool]  # flips and quarter turns keep the input's meaning
-    residual: ClassVar[bool]  # input and output are the same kind of image (input + correction)
+    # model.residual: the output is this linear map of the input channels, upsampled to the
+    # output's size, plus the network's correction (None: the input itself)
+    skip: ClassVar[list[list[float]] | None] = None
     photos: ClassVar[bool]  # enhances JPEG/PNG photos too, not only RAW files
     dark_column: ClassVar[str]  # pairs column naming the model's input file
     # the pyfunc model's input tensor: dtype and channels (output: HxWx3 uint8 at scale x)
@@ -115,7 +117,8 @@ class InputMode:
     def generator_args(self, cfg: ModelConfig) -> dict:
         """The U-Net's arguments for this input."""
         return {"in_channels": self.channels, "out_channels": 3, "depth": cfg.depth,
-                "width": cfg.width, "scale": self.scale, "residual": cfg.residual}  # fmt: skip
+                "width": cfg.width, "scale": self.scale, "residual": cfg.residual,
+                **({"skip": self.skip} if cfg.residual and self.skip else {})}  # fmt: skip
 
     def preview(self, dark: np.ndarray) -> np.ndarray:
         """A dark input as a viewable RGB image at the output's size (sample grids)."""
@@ -150,7 +153,7 @@ class InputMode:
 class RgbMode(InputMode):
     name = "rgb"
     channels, scale = 3, 1
-    augmentable, residual, photos = True, True, True
+    augmentable, photos = True, True
     dark_column = "dark"
     tensor_dtype = "uint8"
 
@@ -187,7 +190,9 @@ class BayerMode(InputMode):
     channels, scale = 4, 2
     # A flip or quarter turn of a packed mosaic changes its colour layout (RGGB -> GRBG ...):
     # the channels would no longer mean R, G, G, B.
-    augmentable, residual, photos = False, False, False
+    augmentable, photos = False, False
+    # a naive demosaic, camera R, mean G, B of each 2x2 block, under the correction
+    skip = [[1.0, 0.0, 0.0, 0.0], [0.0, 0.5, 0.5, 0.0], [0.0, 0.0, 0.0, 1.0]]
     dark_column = "dark_packed"
     tensor_dtype = "float32"
     renders = True

@@ -56,9 +56,10 @@ def signature(mode: InputMode) -> mlflow.models.ModelSignature:
     params = None
     if mode.renders:  # lowlight.raw.decode_packed gives a file's RenderParams
         neutral = DEFAULT_RENDER
+        matrix = [float(v) for row in neutral.rgb_cam for v in row]
         params = ParamSchema([
-            ParamSpec("wb", "float", list(neutral.wb), (-1,)),
-            ParamSpec("rgb_cam", "float", list(np.ravel(neutral.rgb_cam)), (-1,)),
+            ParamSpec("wb", "float", [float(v) for v in neutral.wb], (-1,)),
+            ParamSpec("rgb_cam", "float", matrix, (-1,)),
             ParamSpec("curve", "string", neutral.curve),
         ])  # fmt: skip
     return mlflow.models.ModelSignature(inputs=inputs, outputs=out, params=params)

@@ -26,15 +26,23 @@ def tracking_uri(cfg: MlflowConfig) -> str:
     return uri
 
 
+# MLflow 3's UI opens an experiment by its kind; without the tag it guesses GenAI and shows an
+# empty traces overview. A training experiment is a custom model's development.
+EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
+
+
 def experiment_id(client: mlflow.MlflowClient, uri: str, name: str) -> str:
     """The experiment's id, creating it; a sqlite store keeps artifacts beside its database."""
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
+        for key, value in EXPERIMENT_TAGS.items():
+            if key not in experiment.tags:
+                client.set_experiment_tag(experiment.experiment_id, key, value)
         return experiment.experiment_id
     location = None
     if uri.startswith("sqlite:///"):
         location = (Path(uri.removeprefix("sqlite:///")).parent / "artifacts").resolve().as_uri()
-    return client.create_experiment(name, artifact_location=location)
+    return client.create_experiment(name, artifact_location=location, tags=EXPERIMENT_TAGS)
 
 
 def flatten(prefix: str, values: dict[str, Any]) -> dict[str, str]:

@@ -56,6 +56,20 @@ def build_models(cfg: ModelConfig, seed: int) -> tuple[UNetGenerator, ConvDiscri
     return generator, discriminator
 
 
+def init_from_shipped(generator: UNetGenerator) -> None:
+    """Start from the shipped model's weights (``train.init: shipped``): same architecture."""
+    from lowlight import card
+
+    shipped, shipped_card = card.load_generator(card.shipped())
+    if shipped.config != generator.config:
+        raise TrainError(
+            f"train.init shipped: the shipped model is {shipped_card.input} {shipped.config}, "
+            f"the model params give {generator.config}; set model.* to match or train.init none"
+        )
+    generator.load_state_dict(shipped.state_dict())
+    log.info("generator initialised from the shipped model (%s)", card.SHIPPED)
+
+
 def unwrap(module: torch.nn.Module) -> torch.nn.Module:
     return module.module if isinstance(module, DDP) else module
 
@@ -398,6 +412,8 @@ def fit(
 
     torch.manual_seed(seed)  # dropout; restored from the checkpoint on resume
     progress = load_checkpoint(checkpoint, trainer, key) if resume else Progress()
+    if cfg.init == "shipped" and not resume:
+        init_from_shipped(trainer.plain_generator)
     if resume:
         log.info("resuming at epoch %d, step %d", progress.epoch, progress.step)
         if progress.world_size != group.world and progress.step_in_epoch:

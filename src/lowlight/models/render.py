@@ -8,12 +8,18 @@ import torch
 from lowlight.rendering import BT709_GAMMA, power_curve
 
 
+def clip(x: torch.Tensor) -> torch.Tensor:
+    """Clamp to [0, 1] as LibRaw does, with the gradient of the identity (straight through): a
+    generator whose output left the range still learns its way back instead of going dead."""
+    return x + (x.clamp(0.0, 1.0) - x).detach()
+
+
 def render(camera_rgb: torch.Tensor, params: torch.Tensor, curve: str = "bt709") -> torch.Tensor:
     """N x 3 x H x W linear camera RGB, N x 12 ``RenderParams.vector`` -> N x 3 x H x W image."""
     wb = params[:, :3, None, None]
     rgb_cam = params[:, 3:].reshape(-1, 3, 3)
-    balanced = (camera_rgb.float() * wb).clamp(0.0, 1.0)
-    srgb = torch.einsum("nij,njhw->nihw", rgb_cam, balanced).clamp(0.0, 1.0)
+    balanced = clip(camera_rgb.float() * wb)
+    srgb = clip(torch.einsum("nij,njhw->nihw", rgb_cam, balanced))
     if curve == "srgb":
         low = srgb * 12.92
         high = 1.055 * srgb.clamp_min(0.0031308) ** (1 / 2.4) - 0.055

@@ -34,10 +34,13 @@ class UNetGenerator(nn.Module):
         width: int = 16,
         scale: int = 1,
         residual: bool = False,
+        skip: list[list[float]] | None = None,
     ):
         super().__init__()
-        if residual and (scale != 1 or in_channels != out_channels):
-            raise ValueError("a residual U-Net needs scale 1 and as many outputs as inputs")
+        if skip is None and residual:
+            if scale != 1 or in_channels != out_channels:
+                raise ValueError("a residual U-Net of another scale or channels needs its skip")
+            skip = torch.eye(in_channels).tolist()
         self.config = {
             "in_channels": in_channels,
             "out_channels": out_channels,
@@ -46,6 +49,16 @@ class UNetGenerator(nn.Module):
             "scale": scale,
             "residual": residual,
         }
+        if residual and skip is not None and (scale != 1 or in_channels != out_channels):
+            self.config["skip"] = [list(map(float, row)) for row in skip]
+        # residual: the output is a fixed linear map of the input channels, upsampled to the
+        # output's size (nearest: a 1x1 convolution repeated over the sub-pixels, then the pixel
+        # shuffle), plus the network's correction; None = the input itself
+        weight = None
+        if residual and "skip" in self.config:
+            weight = torch.tensor(skip, dtype=torch.float32).repeat_interleave(scale**2, dim=0)
+            weight = weight[..., None, None]
+        self.register_buffer("skip_weight", weight, persistent=False)
         self.depth, self.scale, self.residual = depth, scale, residual
         widths = [width * 2**i for i in range(depth + 1)]
         self.encoders = nn.ModuleList(
@@ -66,6 +79,11 @@ class UNetGenerator(nn.Module):
         self.head = nn.Sequential(
             nn.Conv2d(widths[0], out_channels * scale**2, 1), nn.PixelShuffle(scale)
         )
+        if scale > 1:  # ICNR (Aitken et al. 2017): sub-pixels start equal, no checkerboard
+            conv = self.head[0]
+            with torch.no_grad():
+                conv.weight.copy_(conv.weight[:: scale**2].repeat_interleave(scale**2, dim=0))
+                conv.bias.copy_(conv.bias[:: scale**2].repeat_interleave(scale**2, dim=0))
 
     @property
     def multiple(self) -> int:
@@ -90,7 +108,11 @@ class UNetGenerator(nn.Module):
             x = self.unpool(reduce(x), index, output_size=skip.shape[-2:])
             x = decoder(torch.cat([x, skip], dim=1))
         x = self.head(x)
-        return inputs + x if self.residual else x
+        if not self.residual:
+            return x
+        if self.skip_weight is None:
+            return inputs + x
+        return F.pixel_shuffle(F.conv2d(inputs, self.skip_weight), self.scale) + x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[-2:]
@@ -103,5 +125,5 @@ class UNetGenerator(nn.Module):
 
 def build_generator(config: dict) -> UNetGenerator:
     """Rebuild a generator from its saved architecture config (``generator.json``)."""
-    known = {"in_channels", "out_channels", "depth", "width", "scale", "residual"}
+    known = {"in_channels", "out_channels", "depth", "width", "scale", "residual", "skip"}
     return UNetGenerator(**{k: v for k, v in config.items() if k in known})

@@ -13,15 +13,17 @@ def run(
     convert_cfg: ConvertConfig,
     infer: InferConfig,
     mlflow_cfg: MlflowConfig,
-    model_location: str,
+    model_location: str | None,
     inputs: list[str],
     out: Path,
     ratio: float | str = "auto",
+    model_name: str = "lowlight",
 ) -> dict:
     """Enhance files, folders and globs: RAWs (amplified by ``ratio``) and images.
 
     Writes ``<stem>_enhanced.png``, 16-bit for RAW and 16-bit inputs; a bad file is reported
-    and the others go on.
+    and the others go on. No ``model_location``: the registry's champion of ``model_name`` when
+    there is one, else the model shipped with lowlight.
     """
     from lowlight import tracking
 
@@ -29,7 +31,7 @@ def run(
     if not files:
         raise DatasetError(f"no input files in {' '.join(inputs)}")
     with tracking.using(tracking.tracking_uri(mlflow_cfg)):
-        model, card = inference.load_model(model_location, infer.device)
+        model, card, used = inference.load_default(model_location, model_name, infer.device)
     done, failed = inference.enhance_files(files, model, card, Path(out), ratio, convert_cfg, infer)
-    return {"files": len(files), "enhanced": len(done), "failed": len(failed),
+    return {"model": used, "files": len(files), "enhanced": len(done), "failed": len(failed),
             "failed_files": failed, "out": str(out)}  # fmt: skip

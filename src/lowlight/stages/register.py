@@ -47,6 +47,7 @@ def run(
             with mlflow.start_run(run_id=run_id), tempfile.TemporaryDirectory() as staging:
                 info = pyfunc.log_generator(models_dir, infer, Path(staging))
             version = mlflow.register_model(info.model_uri, name, tags=tags)
+            c.update_model_version(name, version.version, description=card.describe())
         c.set_registered_model_alias(name, registry.CHALLENGER, version.version)
         gate_result = registry.gate(c, cfg, metrics, str(version.version))
         if gate_result.passed and gate_result.reason != registry.ALREADY_CHAMPION:
