@@ -100,11 +100,9 @@ def photo_split(p: Params) -> dict[str, list[str]]:
     rng = np.random.default_rng(p.seed)
     plans = synthetic.plan_scenes(p.synth.scenes, len(photos), rng, p.synth.procedural,
                                   p.synth.profile)  # fmt: skip
-    split: dict[str, set[str]] = {}
-    for plan in plans:
-        name = "dead leaves (procedural)" if plan.procedural else photos[plan.photo][0]
-        split.setdefault(plan.split, set()).add(name)
-    return {name: sorted(names) for name, names in split.items()}
+    sources = synthetic.split_sources(plans, [name for name, _ in photos])
+    return {split: s["photos"] + ["dead leaves (procedural)"] * bool(s["procedural"])
+            for split, s in sources.items()}  # fmt: skip
 
 
 def prepare(p: Params, mode: str) -> dict:

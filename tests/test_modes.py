@@ -93,3 +93,12 @@ def test_a_bayer_model_refuses_photos_and_pairs_without_mosaics(tmp_path):
     with pytest.raises(DatasetError, match="no packed Bayer input"):
         modes.get("bayer").check_pairs([{"dark_packed": None}], "pairs.parquet")
     modes.get("rgb").check_pairs([{"dark": "a.jpg"}], "pairs.parquet")
+
+
+def test_an_rgb_model_decodes_a_raw_with_converts_tone_curve(sony):
+    path = sony / "Sony/long/10001_00_10s.dng"
+    rgb = modes.get("rgb")
+    bt709, dtype, flip, render = rgb.load_photo(path, 1.0, ConvertConfig(curve="bt709"))
+    srgb, *_ = rgb.load_photo(path, 1.0, ConvertConfig(curve="srgb"))
+    assert dtype == np.uint16 and flip == 0 and render is None
+    assert np.abs(bt709 - srgb).mean() > 0.005  # the curve reached LibRaw

@@ -137,7 +137,6 @@ def load_pair(
     row: dict, converted: storage.Location, mode: InputMode, crop: tuple[int, int] | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(model input, RGB dark, RGB bright) of a test pair, cropped to the same scene pixels.
-    (The dark frame's own rendering parameters are ``row_render(row)``.)
 
     A model whose output is ``mode.scale`` times its input (bayer) gets its input cropped at
     the input's scale; the RGB images are first cut to what that input covers.

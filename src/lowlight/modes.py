@@ -44,7 +44,6 @@ class InputMode:
     # model.residual: the output is this linear map of the input channels, upsampled to the
     # output's size, plus the network's correction (None: the input itself)
     skip: ClassVar[list[list[float]] | None] = None
-    photos: ClassVar[bool]  # enhances JPEG/PNG photos too, not only RAW files
     dark_column: ClassVar[str]  # pairs column naming the model's input file
     # the pyfunc model's input tensor: dtype and channels (output: HxWx3 uint8 at scale x)
     tensor_dtype: ClassVar[str]
@@ -153,7 +152,7 @@ class InputMode:
 class RgbMode(InputMode):
     name = "rgb"
     channels, scale = 3, 1
-    augmentable, photos = True, True
+    augmentable = True
     dark_column = "dark"
     tensor_dtype = "uint8"
 
@@ -164,13 +163,13 @@ class RgbMode(InputMode):
 
     def load_photo(
         self, path: Path, ratio: float | str, cfg: ConvertConfig
-    ) -> tuple[np.ndarray, np.dtype, int]:
+    ) -> tuple[np.ndarray, np.dtype, int, RenderParams | None]:
         from lowlight import imageio, raw
 
-        if path.suffix.lower() in raw.RAW_SUFFIXES:
+        if path.suffix.lower() in raw.RAW_SUFFIXES:  # rendered as convert renders
             image, _, _ = raw.decode(
-                path, ratio, half_size=cfg.half_size, bits=16,
-                auto_target=cfg.auto_target, max_gain=cfg.max_ratio,
+                path, ratio, half_size=cfg.half_size, bits=16, auto_target=cfg.auto_target,
+                max_gain=cfg.max_ratio, curve=cfg.curve,
             )  # fmt: skip
             return to_unit(image), np.dtype(np.uint16), 0, None
         image = imageio.read_image(path)
@@ -190,7 +189,7 @@ class BayerMode(InputMode):
     channels, scale = 4, 2
     # A flip or quarter turn of a packed mosaic changes its colour layout (RGGB -> GRBG ...):
     # the channels would no longer mean R, G, G, B.
-    augmentable, photos = False, False
+    augmentable = False
     # a naive demosaic, camera R, mean G, B of each 2x2 block, under the correction
     skip = [[1.0, 0.0, 0.0, 0.0], [0.0, 0.5, 0.5, 0.0], [0.0, 0.0, 0.0, 1.0]]
     dark_column = "dark_packed"

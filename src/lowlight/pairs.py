@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 
@@ -90,8 +91,6 @@ def manifest_frames(
 
 def render_curve(rows: list[dict]) -> str:
     """The tone curve the pairs' bright frames were rendered with (convert.curve)."""
-    import json
-
     for row in rows:
         if row.get("bright_render"):
             return json.loads(row["bright_render"]).get("curve", "bt709")

@@ -22,13 +22,13 @@ from tqdm import tqdm
 from lowlight import __version__, imageio, modes, storage
 from lowlight.config import PatchConfig
 from lowlight.errors import DatasetError
-from lowlight.rendering import RenderParams
+from lowlight.rendering import VECTOR_SIZE, RenderParams
 from lowlight.windows import cut_windows
 
 log = logging.getLogger(__name__)
 
 PART_NAME = "part-{index:05d}.parquet"
-RENDER_BYTES = 12 * 4  # RenderParams.vector: white balance (3) and rgb_cam (9), float32
+RENDER_BYTES = VECTOR_SIZE * 4  # a RenderParams.vector of float32
 DTYPES = {"uint8": np.uint8, "uint16": np.uint16}
 
 
@@ -279,7 +279,7 @@ def read_row_group(group: RowGroup, spec: PatchSpec) -> tuple[np.ndarray, np.nda
 
 def read_renders(table: pa.Table) -> np.ndarray:
     """The N x 12 rendering floats of a row group's other columns (``read_row_group``)."""
-    return decode_pixels(table.column("render"), (12,), "float32")
+    return decode_pixels(table.column("render"), (VECTOR_SIZE,), "float32")
 
 
 def iter_patches(folder: storage.Location) -> Iterator[tuple[np.ndarray, np.ndarray]]:

@@ -28,6 +28,7 @@ BT709_GAMMA = (2.222, 4.5)
 # The tone curves by name, as LibRaw's postprocess(gamma=...) takes them.
 LIBRAW_GAMMA = {"bt709": BT709_GAMMA, "srgb": SRGB_GAMMA}
 CURVES = tuple(LIBRAW_GAMMA)
+VECTOR_SIZE = 12  # RenderParams.vector: white balance (3), then rgb_cam row by row (9)
 
 
 @dataclass(frozen=True)

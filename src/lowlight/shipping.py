@@ -29,15 +29,7 @@ def training_data(params: Params) -> dict:
     photos = synth.load_photos(Path(params.synth.photos) if params.synth.photos else None)
     plans = synth.plan_scenes(params.synth.scenes, len(photos), np.random.default_rng(params.seed),
                               params.synth.procedural, params.synth.profile)  # fmt: skip
-    splits: dict[str, dict] = {}
-    for plan in plans:
-        split = splits.setdefault(plan.split, {"scenes": 0, "procedural": 0, "photos": set()})
-        split["scenes"] += 1
-        if plan.procedural:
-            split["procedural"] += 1
-        else:
-            split["photos"].add(photos[plan.photo][0])
-    return {name: {**s, "photos": sorted(s["photos"])} for name, s in splits.items()}
+    return synth.split_sources(plans, [name for name, _ in photos])
 
 
 def ship(

@@ -237,6 +237,20 @@ def plan_scenes(
     return plans
 
 
+def split_sources(plans: list[ScenePlan], names: list[str]) -> dict[str, dict]:
+    """Per split: how many scenes, how many procedural, and the names of the photos used
+    (``names``: the photo list's names, as ``plan.photo`` indexes them)."""
+    splits: dict[str, dict] = {}
+    for plan in plans:
+        split = splits.setdefault(plan.split, {"scenes": 0, "procedural": 0, "photos": set()})
+        split["scenes"] += 1
+        if plan.procedural:
+            split["procedural"] += 1
+        else:
+            split["photos"].add(names[plan.photo])
+    return {name: {**s, "photos": sorted(s["photos"])} for name, s in splits.items()}
+
+
 def frame_meta(
     profile: sensor.NoiseProfile,
     neutral: np.ndarray,
