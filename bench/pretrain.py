@@ -100,6 +100,18 @@ def sigma_study(scales: tuple[float, ...] = SCALES) -> dict[str, float]:
     return result
 
 
+def modes_row() -> list[str]:
+    """bench/modes.py's verdict (its own section has the table), if it has run on this data."""
+    result = benchlib.WORK / "modes" / "result.json"
+    if not result.exists():
+        return ["bayer >= rgb at equal training time", "not measured (bench/modes.py)", "",
+                "**no**"]  # fmt: skip
+    r = json.loads(result.read_text())
+    return ["bayer >= rgb at equal training time (## modes)",
+            f"{r['bayer']:.2f} vs {r['rgb']:.2f} dB in {r['minutes']:g} min", ">=",
+            yes_no(r["bayer_ge_rgb"])]  # fmt: skip
+
+
 def training_minutes(reports: Path) -> float:
     path = reports / "train_history.csv"
     if not path.exists():
@@ -156,7 +168,7 @@ def main(argv: list[str]) -> int:
         ["every ratio: gain and SSIM", f"{sum(met)} of {len(met)}", "all", yes_no(all(met))],
         [f"forward per raw MP ({FRAME[0]}x{FRAME[1]} frame)", f"{ms:.0f} ms",
          f"<= {GOAL_MS:g} ms", yes_no(ms <= GOAL_MS)],
-        ["bayer >= rgb at equal training time", "not measured in this run", "", "**no**"],
+        modes_row(),
     ], "lrrc")  # fmt: skip
     benchlib.publish(SECTION, lines, args.output)
     return 0

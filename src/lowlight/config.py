@@ -6,6 +6,7 @@ falls back to a default. Command-line flags override values with the same names.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -20,7 +21,7 @@ from pydantic import (
 )
 
 from lowlight import modes
-from lowlight.errors import ConfigError
+from lowlight.errors import ConfigError, scrub
 from lowlight.sid import MAX_RATIO
 
 DEFAULT_PARAMS = Path("params.yaml")
@@ -83,6 +84,24 @@ class SynthConfig(Section):
         return value
 
 
+def check_gain(value: float | str | None, max_ratio: float, what: str) -> float | str | None:
+    """A gain a user asked for: None, "auto", or a finite number in (0, ``max_ratio``].
+
+    SID caps its ratios at 300 (``convert.max_ratio``); a larger explicit gain is refused, not
+    silently capped, so that what was asked is what is written.
+    """
+    if value is None or value == "auto":
+        return value
+    if isinstance(value, str):
+        raise ConfigError(f"{what} must be a number or 'auto', got {value!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"{what} must be a finite gain above 0, got {value:g}")
+    if value > max_ratio:
+        raise ConfigError(f"{what} {value:g} is above convert.max_ratio {max_ratio:g} (SID's cap); "
+                          "raise convert.max_ratio to allow it")  # fmt: skip
+    return value
+
+
 class ConvertConfig(Section):
     format: Literal["jpeg", "png16"] = "jpeg"
     quality: int = Field(95, ge=1, le=100, description="JPEG quality")
@@ -97,6 +116,14 @@ class ConvertConfig(Section):
         "bt709", description="tone curve: bt709 (LibRaw's default, as SID rendered) or srgb"
     )
 
+    @model_validator(mode="after")
+    def _gain(self) -> ConvertConfig:
+        try:
+            check_gain(self.ratio, self.max_ratio, "convert.ratio")
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
 
 class PairConfig(Section):
     select: Literal["darkest", "all"] = "darkest"
@@ -109,6 +136,13 @@ class PatchConfig(Section):
     max_per_image: int | None = Field(None, ge=1, description="seeded random subset per pair")
     row_group: int = Field(1024, ge=1, description="patches per Parquet row group")
     part_rows: int = Field(8192, ge=1, description="patches per part file (bounds its size)")
+
+    @model_validator(mode="after")
+    def _covering(self) -> PatchConfig:
+        if self.stride > self.size:  # the windows would skip the pixels between them
+            raise ValueError(f"stride ({self.stride}) must not exceed size ({self.size}): "
+                             "every pixel of a pair is cut into some patch")  # fmt: skip
+        return self
 
 
 class ModelConfig(Section):
@@ -150,6 +184,13 @@ class TrainConfig(Section):
     )
     lr_schedule: Literal["constant", "cosine"] = Field(
         "constant", description="constant, or cosine decay to 0 over all epochs' steps"
+    )
+    max_minutes: float | None = Field(
+        None,
+        gt=0,
+        description="a time budget: training (validation not counted) ends after this many "
+        "minutes, or after the epochs if sooner; the cosine then decays over whichever ends "
+        "first. For equal-time comparisons; the run then depends on the machine's speed",
     )
     init: Literal["none", "shipped"] = Field(
         "none", description="start the generator from the model shipped with lowlight (fine-tune)"
@@ -213,6 +254,18 @@ class MlflowConfig(Section):
     )
     experiment: str = "lowlight"
 
+    @field_validator("tracking_uri")
+    @classmethod
+    def _no_credentials(cls, value: str) -> str:
+        from lowlight.errors import has_credentials
+
+        if has_credentials(value):  # params.yaml is committed, logged and compiled into pipelines
+            raise ValueError("credentials do not belong in params.yaml: give the server's URI "
+                             "without them and set MLFLOW_TRACKING_USERNAME and "
+                             "MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN) in the "
+                             "environment or a Kubernetes secret")  # fmt: skip
+        return value
+
 
 class Params(Section):
     seed: int = 0
@@ -237,7 +290,7 @@ def _describe(err: ValidationError, source: str) -> str:
         if item["type"] == "extra_forbidden":
             problems.append(f"unknown key '{key}'")
         elif key:
-            problems.append(f"'{key}': {item['msg']} (got {item.get('input')!r})")
+            problems.append(f"'{key}': {item['msg']} (got {scrub(repr(item.get('input')))})")
         else:
             problems.append(item["msg"])
     return f"{source}: " + "; ".join(problems)

@@ -75,12 +75,16 @@ def list_raw_files(raw_dir: Location) -> list[str]:
     POSIX paths."""
     if not storage.is_dir(raw_dir):
         raise DatasetError(f"{raw_dir}: RAW folder not found")
+    skipped: list[tuple[str, str]] = []
     files = [
         name
-        for name in storage.list_tree(raw_dir)
+        for name in storage.list_tree(raw_dir, skipped)
         if PurePosixPath(name).suffix.lower() in RAW_SUFFIXES
         and not PurePosixPath(name).name.startswith(".")
     ]
+    for name, what in skipped:
+        if what != "a folder" or PurePosixPath(name).suffix.lower() in RAW_SUFFIXES:
+            log.warning("%s: skipped, %s, not a RAW file", storage.join(raw_dir, name), what)
     if not files:
         raise DatasetError(f"{raw_dir}: no RAW files ({', '.join(sorted(RAW_SUFFIXES))})")
     return files
@@ -97,6 +101,17 @@ def parse_shard(text: str) -> tuple[int, int]:
     return index, count
 
 
+def output_stems(files: list[str]) -> dict[str, str]:
+    """Each file's output name without its extension: the source's path without its suffix,
+    unless two files would then share it (IMG_1.dng and IMG_1.DNG, or .ARW beside .DNG, also
+    on case-insensitive disks): those keep the suffix (IMG_1.DNG -> IMG_1.DNG.png)."""
+    plain = {f: PurePosixPath(f).with_suffix("").as_posix() for f in files}
+    counts = defaultdict(int)
+    for stem in plain.values():
+        counts[stem.casefold()] += 1
+    return {f: stem if counts[stem.casefold()] == 1 else f for f, stem in plain.items()}
+
+
 def plan_jobs(files: list[str], cfg: ConvertConfig, mode: InputMode) -> list[Job]:
     """One job per file with its gain: SID shorts by exposure ratio, others by ``cfg.ratio``.
 
@@ -111,6 +126,7 @@ def plan_jobs(files: list[str], cfg: ConvertConfig, mode: InputMode) -> list[Job
             longest[name.scene_id] = max(longest[name.scene_id], name.exposure)
     fallback: float | str = cfg.ratio if cfg.ratio is not None else 1.0
 
+    stems = output_stems(files)
     jobs = []
     missing_long = set()
     for source in files:
@@ -126,9 +142,10 @@ def plan_jobs(files: list[str], cfg: ConvertConfig, mode: InputMode) -> list[Job
         else:
             gain = fallback
             missing_long.add(name.scene_id)
-        output = Path(source).with_suffix(SUFFIX[cfg.format]).as_posix()
-        own = mode.input_file(source, gain)
-        jobs.append(Job(source, output, gain, name.exposure if name else None, own))
+        stem = stems[source]
+        own = mode.input_file(stem, gain)
+        jobs.append(Job(source, stem + SUFFIX[cfg.format], gain, name.exposure if name else None,
+                        own))  # fmt: skip
     if missing_long:
         log.warning(
             "no long exposure for scene(s) %s: their frames get gain %s (set --ratio)",
@@ -165,6 +182,7 @@ def convert_one(
     cfg: ConvertConfig,
     previous: dict | None = None,
     previous_dir: Location | None = None,
+    *,
     mode: InputMode = modes.MODES[modes.DEFAULT],
 ) -> dict:
     """Convert one file; never raises for a bad file: it becomes a ``failed`` row.
@@ -180,7 +198,10 @@ def convert_one(
         with storage.local_file(storage.join(raw_dir, job.source)) as source:
             return _convert_file(source, out_dir, job, cfg, row, previous, previous_dir, mode)
     except OSError as exc:
-        return {**row, "status": "failed", "error": f"cannot read: {exc}"}
+        return {**row, "status": "failed", "error": f"{job.source}: cannot read: {exc}"}
+    except Exception as exc:  # whatever else goes wrong is this file's failure, not the batch's
+        log.warning("%s: %s: %s", job.source, type(exc).__name__, exc)
+        return {**row, "status": "failed", "error": f"{job.source}: {type(exc).__name__}: {exc}"}
 
 
 def _convert_file(
@@ -241,24 +262,55 @@ def convert_jobs(
     cfg: ConvertConfig,
     raw_dir: Location,
     out: Location,
-    previous: dict,
-    previous_dir: Location,
+    previous: dict[str, tuple[dict, Location]],
     mode: InputMode,
+    journal: Path | None = None,
 ) -> list[dict]:
-    """Run the conversion jobs, in worker processes when ``cfg.workers`` > 1."""
-    work = partial(convert_one, raw_dir, out, previous_dir=previous_dir, mode=mode)
-    args = [(job, cfg, previous.get(job.source)) for job in jobs]
+    """Run the conversion jobs, in worker processes when ``cfg.workers`` > 1.
+
+    ``previous``: an earlier row of a file and the folder holding its outputs (reused when
+    unchanged). ``journal``: each finished row is appended there at once, so a run killed
+    midway leaves what it finished for the next one (``journal_rows``).
+    """
+    work = partial(convert_one, raw_dir, out, mode=mode)
+    args = [(job, cfg, *previous.get(job.source, (None, None))) for job in jobs]
     bar = partial(tqdm, total=len(jobs), desc="convert", unit="file")
-    if cfg.workers > 1 and len(jobs) > 1:
-        # spawn, not fork: LibRaw's OpenMP and OpenCV's thread pools deadlock in forked children;
-        # one OpenMP thread per worker, or N workers x one thread per core oversubscribe the CPU.
-        spawn = multiprocessing.get_context("spawn")
-        with (
-            single_threaded_children(),
-            ProcessPoolExecutor(max_workers=cfg.workers, mp_context=spawn) as pool,
-        ):
-            return list(bar(pool.map(work, *zip(*args, strict=True))))
-    return [work(*a) for a in bar(args)]
+    with open(journal, "a") if journal else contextlib.nullcontext() as log_file:
+
+        def record(row: dict) -> dict:
+            if log_file is not None and row["status"] == "ok":
+                log_file.write(json.dumps(row) + "\n")
+                log_file.flush()
+            return row
+
+        if cfg.workers > 1 and len(jobs) > 1:
+            # spawn, not fork: LibRaw's OpenMP and OpenCV's thread pools deadlock in forked
+            # children; one OpenMP thread per worker, or N workers x one thread per core
+            # oversubscribe the CPU.
+            spawn = multiprocessing.get_context("spawn")
+            with (
+                single_threaded_children(),
+                ProcessPoolExecutor(max_workers=cfg.workers, mp_context=spawn) as pool,
+            ):
+                return [record(r) for r in bar(pool.map(work, *zip(*args, strict=True)))]
+        return [record(work(*a)) for a in bar(args)]
+
+
+def journal_name(manifest: str) -> str:
+    """The journal of a conversion writing ``manifest``: in its folder only while it runs."""
+    return f".{manifest}.journal.jsonl"
+
+
+def journal_rows(folder: Path, manifest: str) -> dict[str, dict]:
+    """The rows a killed conversion finished in ``folder`` (its journal), by source; a torn
+    last line (the kill) is ignored."""
+    rows = {}
+    with contextlib.suppress(OSError), open(folder / journal_name(manifest)) as fh:
+        for line in fh:
+            with contextlib.suppress(json.JSONDecodeError, KeyError, TypeError):
+                row = json.loads(line)
+                rows[row["source"]] = row
+    return rows
 
 
 def reuse(source: Location, dest: Location) -> None:

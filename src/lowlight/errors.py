@@ -1,5 +1,20 @@
 """One exception type per domain; the CLI turns any of them into one red line and exit code 1."""
 
+import re
+
+# user:password@ (or a token@) after a URL scheme: what a message must never show
+_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
+
+
+def scrub(text: str) -> str:
+    """``text`` with the credentials of every URL in it replaced by ``***`` (MLflow's own error
+    messages repeat the tracking URI, password included)."""
+    return _CREDENTIALS.sub(r"\g<scheme>***@", text)
+
+
+def has_credentials(uri: str) -> bool:
+    return bool(_CREDENTIALS.search(uri))
+
 
 class LowlightError(Exception):
     """An expected failure the user can act on (bad input, bad config, missing file)."""

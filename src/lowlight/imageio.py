@@ -38,12 +38,23 @@ def write_image(path: Path, image: np.ndarray, fmt: str, quality: int = 95) -> P
 
 
 def decode_image(data: bytes, source: str = "<bytes>") -> np.ndarray:
-    """Encoded JPEG/PNG bytes -> HxWx3 RGB, uint8 or uint16 as stored."""
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED | cv2.IMREAD_ANYCOLOR)
+    """Encoded JPEG/PNG bytes -> HxWx3 RGB, uint8 or uint16 as stored (grey is repeated to
+    three channels, alpha dropped)."""
+    if not data:
+        raise DatasetError(f"{source}: empty file (0 bytes), not a JPEG/PNG image")
+    try:
+        flags = cv2.IMREAD_UNCHANGED | cv2.IMREAD_ANYCOLOR
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    except cv2.error as exc:
+        raise DatasetError(f"{source}: not a readable JPEG/PNG image ({exc.msg})") from None
     if image is None:
         raise DatasetError(f"{source}: not a readable JPEG/PNG image")
+    if image.ndim == 3 and image.shape[2] <= 2:  # grey, grey + alpha
+        image = image[..., 0]
     if image.ndim == 2:
         image = np.repeat(image[..., None], 3, axis=2)
+    if image.ndim != 3 or image.shape[2] not in (3, 4) or image.dtype not in (np.uint8, np.uint16):
+        raise DatasetError(f"{source}: unsupported image layout {image.dtype} {image.shape}")
     return np.ascontiguousarray(image[..., 2::-1])
 
 

@@ -133,9 +133,14 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
 
 
 def expand_inputs(inputs: list[str]) -> list[Path]:
-    """Files, folders (their RAW and image files, recursively) and globs -> sorted files."""
+    """Files, folders (their RAW and image files, recursively) and globs -> sorted files.
+
+    What a folder holds but is not enhanced (a folder named like a RAW file, a broken or looping
+    link) is named in a warning; a file given by name goes through, to fail with its reason.
+    """
     import glob
 
+    from lowlight import storage
     from lowlight.raw import RAW_SUFFIXES
 
     wanted = set(RAW_SUFFIXES) | set(IMAGE_SUFFIXES)
@@ -143,14 +148,38 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            found += sorted(
-                p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in wanted
-            )
+            skipped: list[tuple[str, str]] = []
+            found += [path / n for n in storage.list_tree(path, skipped)
+                      if Path(n).suffix.lower() in wanted]  # fmt: skip
+            for name, what in skipped:
+                if what != "a folder" or Path(name).suffix.lower() in wanted:
+                    log.warning("%s: skipped, %s, not a file", path / name, what)
         elif any(c in item for c in "*?["):
             found += sorted(Path(p) for p in glob.glob(item, recursive=True))
         else:
             found.append(path)
     return list(dict.fromkeys(found))
+
+
+def output_names(files: list[Path]) -> list[Path]:
+    """Where each file's result goes, relative to ``--out``: ``<stem>_enhanced.png``; when two
+    inputs would share that name (two cameras' folders with the same numbering), every result
+    keeps its folder below the inputs' common folder, and files of one folder that share a stem
+    keep their extension in the name (IMG_1_ARW_enhanced.png)."""
+    import os
+    from collections import Counter
+
+    plain = [Path(f"{p.stem}_enhanced.png") for p in files]
+    if len({n.as_posix().casefold() for n in plain}) == len(plain):
+        return plain
+    folders = [p.absolute().parent for p in files]
+    root = Path(os.path.commonpath(folders))
+    stems = Counter((folder, p.stem.casefold()) for folder, p in zip(folders, files, strict=True))
+    names = []
+    for folder, p in zip(folders, files, strict=True):
+        stem = p.stem if stems[folder, p.stem.casefold()] == 1 else f"{p.stem}_{p.suffix[1:]}"
+        names.append(folder.relative_to(root) / f"{stem}_enhanced.png")
+    return names
 
 
 def enhance_files(
@@ -162,26 +191,35 @@ def enhance_files(
     convert_cfg: ConvertConfig,
     infer: InferConfig,
 ) -> tuple[list[str], list[str]]:
-    """Enhance each file into ``out/<stem>_enhanced.png`` (16-bit for RAW and 16-bit inputs);
-    (written files, errors): a bad file is reported and the others go on."""
+    """Enhance each file into ``out/<stem>_enhanced.png`` (16-bit for RAW and 16-bit inputs;
+    ``output_names`` when names would collide); (written files, errors): a bad file is
+    reported, whatever went wrong, and the others go on."""
     from tqdm import tqdm
 
     from lowlight import imageio, raw
 
     done, failed = [], []
-    for path in tqdm(files, desc="enhance", unit="file"):
+    for path, name in tqdm(list(zip(files, output_names(files), strict=True)), desc="enhance",
+                           unit="file"):  # fmt: skip
         try:
+            if not path.is_file():
+                what = "a folder, not a file" if path.is_dir() else "not found"
+                raise DatasetError(f"{path}: {what}")
             unit, dtype, flip, render = card.mode.load_photo(path, ratio, convert_cfg)
             result = enhance(unit, model, infer.tile, infer.overlap, infer.batch)
             result = card.mode.finish(result, render)
             result = np.ascontiguousarray(raw.upright(result, flip))  # as postprocess turns it
-            target = out / f"{path.stem}_enhanced.png"
+            target = out / name
             fmt = "png16" if dtype == np.uint16 else "png"
             imageio.write_image(target, from_unit(result, dtype), fmt)
             done.append(str(target))
         except LowlightError as exc:
             log.warning("%s", exc)
             failed.append(str(exc))
+        except Exception as exc:  # any other failure is this file's too: the batch goes on
+            message = f"{path}: {type(exc).__name__}: {exc}"
+            log.warning("%s", message)
+            failed.append(message)
     if not done:
         raise DatasetError(f"no file could be enhanced; first error: {failed[0]}")
     return done, failed

@@ -15,7 +15,7 @@ Importing this module is cheap (numpy only): file, Parquet and RAW code is impor
 
 from __future__ import annotations
 
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
@@ -56,9 +56,9 @@ class InputMode:
     def check_convert(self, cfg: ConvertConfig) -> None:
         """Refuse convert settings this mode cannot use."""
 
-    def input_file(self, source: str, gain: float | str) -> str | None:
-        """Where convert writes this mode's own input for ``source`` (beside the RGB output),
-        or None when the RGB conversion is the input."""
+    def input_file(self, stem: str, gain: float | str) -> str | None:
+        """Where convert writes this mode's own input for the file whose outputs are named
+        ``stem`` (beside the RGB output), or None when the RGB conversion is the input."""
         return None
 
     def settings(self) -> dict:
@@ -201,9 +201,9 @@ class BayerMode(InputMode):
         if not cfg.amplify:
             raise ConfigError("model.input bayer packs amplified frames: set convert.amplify: true")
 
-    def input_file(self, source: str, gain: float | str) -> str | None:
+    def input_file(self, stem: str, gain: float | str) -> str | None:
         # only amplified frames (the model's inputs) are packed
-        return PurePosixPath(source).with_suffix(self.SUFFIX).as_posix() if gain != 1.0 else None
+        return stem + self.SUFFIX if gain != 1.0 else None
 
     def settings(self) -> dict:
         return {"packed": self.SUFFIX}

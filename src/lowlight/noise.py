@@ -170,6 +170,30 @@ def _parse_profile(name: str, data: dict[str, Any]) -> NoiseProfile:
     return profile
 
 
+def profile_of(camera: str) -> NoiseProfile | None:
+    """The bundled profile calibrated on ``camera`` ("make model", as ``raw.RawMeta.camera``)."""
+    for name in available_profiles():
+        profile = load_profile(name)
+        if camera.strip() in (f"{profile.make} {profile.model}", profile.model):
+            return profile
+    return None
+
+
+def dark_offset(camera: str, iso: int | None) -> np.ndarray | None:
+    """How far a calibrated camera's dark level sits above the file's black level at ``iso``:
+    the colour bias (R, G1, B, G2 = LibRaw colour indices 0..3, in DN) of that ISO's K bin.
+
+    A few DN, but a short frame is amplified up to 300x: left in, it tints the output by ISO,
+    which a network cannot tell from the image. Subtracting the calibrated dark level per ISO
+    before the network is PMN's dark shading correction (Feng et al., "Learnability
+    Enhancement for Low-light Raw Denoising", ACM MM 2022). None: no profile or no ISO.
+    """
+    profile = profile_of(camera) if iso else None
+    if profile is None or iso is None:
+        return None
+    return profile.bias_at(profile.gain(iso)).astype(np.float32)
+
+
 # --- per-frame parameters ------------------------------------------------------------------------
 
 

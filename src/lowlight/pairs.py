@@ -59,7 +59,21 @@ def read_pairs(loc: storage.Location) -> tuple[pa.Table, str]:
     table = pq.read_table(path, filesystem=fs)
     if table.schema.remove_metadata() != PAIRS_SCHEMA:
         raise DatasetError(f"{loc}: not a lowlight pairs file (columns {table.column_names})")
+    for column in PATH_COLUMNS:
+        for value in table.column(column).to_pylist():
+            if value is not None and not inside(value):
+                raise DatasetError(f"{loc}: {column} path {value!r} leaves the converted folder "
+                                   "(paths are relative to it, without '..')")  # fmt: skip
     return table, (table.schema.metadata or {}).get(b"converted_dir", b"").decode()
+
+
+PATH_COLUMNS = ("dark", "bright", "dark_packed")
+
+
+def inside(path: str) -> bool:
+    """A relative POSIX path that stays below its folder (no root and no '..')."""
+    pure = PurePosixPath(path)
+    return bool(path) and not pure.is_absolute() and ".." not in pure.parts
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import numpy as np
 import rawpy
 
 from lowlight.errors import RawDecodeError
+from lowlight.noise import dark_offset
 from lowlight.rendering import LIBRAW_GAMMA, RenderParams
 
 log = logging.getLogger(__name__)
@@ -38,21 +39,27 @@ class RawMeta:
     render: RenderParams | None = None  # how LibRaw renders the file's camera RGB
 
 
-def amplify_mosaic(mosaic: np.ndarray, black: np.ndarray, white: int, gain: float) -> np.ndarray:
+def amplify_mosaic(
+    mosaic: np.ndarray, black: np.ndarray, white: int, gain: float, offset: np.ndarray | None = None
+) -> np.ndarray:
     """Scale a RAW mosaic by ``gain`` in linear space: subtract black, multiply, clip, add black.
 
-    ``black`` is the per-pixel black level (same shape as ``mosaic``, or broadcastable).
-    Returns a new array of the mosaic's dtype. With one black level for all channels (most
-    cameras) a 16-bit mosaic goes through a lookup table: same values, ~5x faster.
+    ``black`` is the per-pixel black level (same shape as ``mosaic``, or broadcastable);
+    ``offset`` (per pixel, DN) is the dark level's calibrated excess over it (``dark_offset``),
+    removed before the gain. Returns a new array of the mosaic's dtype. With one black level
+    for all channels (most cameras) a 16-bit mosaic goes through a lookup table: same values,
+    ~5x faster.
     """
-    if np.ndim(black) == 0 and mosaic.dtype == np.uint16:
+    if np.ndim(black) == 0 and offset is None and mosaic.dtype == np.uint16:
         table = _amplify(np.arange(65536, dtype=np.float32), np.float32(black), white, gain)
         return table.astype(np.uint16)[mosaic]
-    return _amplify(mosaic.astype(np.float32), black, white, gain).astype(mosaic.dtype)
+    return _amplify(mosaic.astype(np.float32), black, white, gain, offset).astype(mosaic.dtype)
 
 
-def _amplify(signal: np.ndarray, black, white: int, gain: float) -> np.ndarray:
+def _amplify(signal: np.ndarray, black, white: int, gain: float, offset=None) -> np.ndarray:
     signal = signal - black
+    if offset is not None:
+        signal -= offset
     np.multiply(signal, np.float32(gain), out=signal)
     np.clip(signal, 0.0, np.asarray(white, np.float32) - black, out=signal)
     signal += black
@@ -71,13 +78,20 @@ def estimate_gain(level: float, target: float, cap: float) -> float:
 
 
 def pack_bayer(
-    mosaic: np.ndarray, colors: np.ndarray, desc: str, black: np.ndarray, white: int, gain: float
+    mosaic: np.ndarray,
+    colors: np.ndarray,
+    desc: str,
+    black: np.ndarray,
+    white: int,
+    gain: float,
+    offset: np.ndarray | None = None,
 ) -> np.ndarray:
     """A 2x2 Bayer mosaic -> (H/2, W/2, 4) float32 in [0, 1], channels R, G, G, B whatever the
     sensor's layout: black-subtracted, scaled by the white level, amplified by ``gain``.
 
     ``colors`` is the per-pixel colour index into ``desc`` (LibRaw's ``raw_colors`` and
-    ``color_desc``, e.g. "RGBG"); ``black`` the black level per colour index. Odd edges are
+    ``color_desc``, e.g. "RGBG"); ``black`` the black level per colour index, ``offset`` the
+    dark level's calibrated excess over it per colour index (``dark_offset``). Odd edges are
     dropped so that the output at twice the size lines up with the RGB conversion.
     """
     height, width = mosaic.shape[0] // 2 * 2, mosaic.shape[1] // 2 * 2
@@ -93,7 +107,8 @@ def pack_bayer(
     for dy, dx in offsets:
         plane = mosaic[dy:height:2, dx:width:2].astype(np.float32)
         level = np.float32(black[int(colors[dy, dx])])
-        planes.append((plane - level) * (np.float32(gain) / max(white - level, 1.0)))
+        excess = np.float32(0.0 if offset is None else offset[int(colors[dy, dx])])
+        planes.append((plane - level - excess) * (np.float32(gain) / max(white - level, 1.0)))
     return np.clip(np.stack(planes, axis=-1), 0.0, 1.0)
 
 
@@ -112,6 +127,7 @@ def decode_packed(
     """``path``'s Bayer mosaic packed (``pack_bayer``), its gain, LibRaw's flip code (0 none,
     3 180 degrees, 5 90 CCW, 6 90 CW: how to turn the result upright) and how the file's
     metadata renders its camera RGB (``lowlight.rendering``)."""
+    offset = dark_offset(*_camera_name(path)) if gain != 1.0 else None
     try:
         with rawpy.imread(str(path)) as raw:
             mosaic = raw.raw_image_visible
@@ -120,15 +136,15 @@ def decode_packed(
             black = np.asarray(raw.black_level_per_channel, np.float32)
             white = int(raw.white_level)
             if gain == "auto":
+                dark = black if offset is None else black + offset
                 gain = estimate_gain(
-                    linear_level(mosaic, black[colors], white), auto_target, max_gain
+                    linear_level(mosaic, dark[colors], white), auto_target, max_gain
                 )
-            planes = pack_bayer(mosaic, colors, desc, black, white, float(gain))
+            planes = pack_bayer(mosaic, colors, desc, black, white, float(gain), offset)
             flip = int(raw.sizes.flip)
             render = RenderParams.from_libraw(raw.camera_whitebalance, raw.color_matrix, curve)
     except (rawpy.LibRawError, rawpy.NotSupportedError, OSError, ValueError) as exc:
-        reason = str(exc) or type(exc).__name__
-        raise RawDecodeError(f"{path}: cannot pack the Bayer mosaic ({reason})") from exc
+        raise RawDecodeError(f"{path}: cannot pack the Bayer mosaic ({_reason(exc)})") from exc
     return planes, float(gain), flip, render
 
 
@@ -149,6 +165,16 @@ def upright(image: np.ndarray, flip: int) -> np.ndarray:
     if flip == 6:
         return np.rot90(image, -1)
     return image
+
+
+def _reason(exc: Exception) -> str:
+    """LibRaw's error in words a user can act on."""
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    if isinstance(exc, rawpy.LibRawIOError | rawpy.LibRawDataError):
+        return f"truncated or not a RAW file; {text}"
+    if isinstance(exc, rawpy.LibRawFileUnsupportedError):
+        return f"not a RAW format LibRaw reads; {text}"
+    return text
 
 
 def _black_levels(raw: rawpy.RawPy) -> np.ndarray | np.float32:
@@ -195,20 +221,23 @@ def decode(
     ``curve``: ``bt709`` (LibRaw's default, as SID rendered) or ``srgb``. Returns the image,
     its metadata (with the file's rendering parameters) and the gain actually applied.
     """
+    camera, exif_iso = _camera_name(path)
+    offset = dark_offset(camera, exif_iso) if gain != 1.0 else None
     try:
         with rawpy.imread(str(path)) as raw:
             if raw.raw_type != rawpy.RawType.Flat or raw.num_colors < 3:
                 log.debug("%s: non-Bayer layout (%s)", path, raw.raw_type)
             white = int(raw.white_level)
             black = _black_levels(raw) if gain != 1.0 else None
+            excess = None if offset is None else offset[raw.raw_colors]
             if gain == "auto":
-                gain = estimate_gain(
-                    linear_level(raw.raw_image, black, white), auto_target, max_gain
-                )
+                dark = black if excess is None else black + excess
+                level = linear_level(raw.raw_image, dark, white)
+                gain = estimate_gain(level, auto_target, max_gain)
             gain = float(gain)
             if black is not None and gain != 1.0:
                 # raw_image is a writable view into LibRaw's buffer: amplify before demosaicing.
-                raw.raw_image[...] = amplify_mosaic(raw.raw_image, black, white, gain)
+                raw.raw_image[...] = amplify_mosaic(raw.raw_image, black, white, gain, excess)
             image = raw.postprocess(
                 use_camera_wb=True,
                 no_auto_bright=True,
@@ -223,9 +252,7 @@ def decode(
             other = raw.other
             render = RenderParams.from_libraw(raw.camera_whitebalance, raw.color_matrix, curve)
     except (rawpy.LibRawError, rawpy.NotSupportedError, OSError, ValueError) as exc:
-        reason = str(exc) or type(exc).__name__
-        raise RawDecodeError(f"{path}: cannot decode RAW ({type(exc).__name__}: {reason})") from exc
-    camera, exif_iso = _camera_name(path)
+        raise RawDecodeError(f"{path}: cannot decode RAW ({_reason(exc)})") from exc
     iso = int(other.iso_speed) if other.iso_speed > 0 else exif_iso
     # LibRaw stores the shutter as float32 (0.1 -> 0.100000001): keep 6 significant digits.
     exposure = float(f"{other.shutter_speed:.6g}") if other.shutter_speed > 0 else None

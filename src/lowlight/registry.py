@@ -21,7 +21,7 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
 from lowlight.config import RegisterConfig
-from lowlight.errors import LowlightError
+from lowlight.errors import LowlightError, scrub
 
 log = logging.getLogger(__name__)
 
@@ -39,18 +39,10 @@ def registry_errors(uri: str) -> Iterator[None]:
     try:
         yield
     except MlflowException as exc:
-        message = str(exc).splitlines()[0][:300]
-        raise RegistryError(f"registry at {redact(uri)}: {message}") from None
+        message = scrub(str(exc).splitlines()[0][:300])
+        raise RegistryError(f"registry at {scrub(uri)}: {message}") from None
     except (OSError, ConnectionError) as exc:
-        raise RegistryError(f"registry at {redact(uri)} unreachable: {exc}") from None
-
-
-def redact(uri: str) -> str:
-    """A URI without credentials (user:password@host -> host)."""
-    if "@" in uri and "://" in uri:
-        scheme, rest = uri.split("://", 1)
-        return f"{scheme}://{rest.split('@', 1)[1]}"
-    return uri
+        raise RegistryError(f"registry at {scrub(uri)} unreachable: {scrub(str(exc))}") from None
 
 
 def client(uri: str) -> mlflow.MlflowClient:
@@ -129,47 +121,99 @@ def now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
-def promote(c: mlflow.MlflowClient, name: str, version: str, alias: str = CHAMPION) -> dict:
-    """Move ``alias`` to ``version``, recording who, when and the previous holder.
+def history(
+    c: mlflow.MlflowClient, name: str, alias: str, holder: ModelVersion | None
+) -> list[str]:
+    """The versions that held ``alias``, oldest first, ending with the current ``holder``.
 
-    The alias moves in one registry call, after the audit tags are written: a failure before
-    it leaves the aliases as they were (and the pending tags are removed).
+    Kept in the registered model's tag ``lowlight.<alias>.history``. A registry from before that
+    tag (or whose last record a failure cut short) starts from what the holder's tags recall.
     """
-    c.get_model_version(name, version)  # fails clearly for an unknown version
-    previous = alias_holder(c, name, alias)
-    previous_version = str(previous.version) if previous else ""
-    tags = {
-        f"{TAG}{alias}.promoted_by": os.environ.get("USER") or getpass.getuser(),
-        f"{TAG}{alias}.promoted_at": now(),
-        f"{TAG}{alias}.previous": previous_version,
-    }
-    for key, value in tags.items():
-        c.set_model_version_tag(name, version, key, value)
+    if holder is None:
+        return []
+    raw = c.get_registered_model(name).tags.get(f"{TAG}{alias}.history", "")
     try:
-        c.set_registered_model_alias(name, alias, version)
-    except Exception:
-        for key in tags:
-            try:
-                c.delete_model_version_tag(name, version, key)
-            except Exception:  # best effort: the alias did not move, which is what matters
-                log.debug("could not remove pending tag %s", key)
-        raise
-    return {"name": name, "alias": alias, "version": str(version), "previous": previous_version}
+        past = [str(v) for v in json.loads(raw)] if raw else []
+    except (ValueError, TypeError):
+        past = []
+    current = str(holder.version)
+    if not past:
+        before = holder.tags.get(f"{TAG}{alias}.previous", "")
+        past = [before] if before and before != current else []
+    return past if past and past[-1] == current else [*past, current]
+
+
+def promote(c: mlflow.MlflowClient, name: str, version: str, alias: str = CHAMPION) -> dict:
+    """Move ``alias`` to ``version``, recording who, when and the previous holder."""
+    version = str(c.get_model_version(name, version).version)  # fails clearly when unknown
+    holder = alias_holder(c, name, alias)
+    if holder is not None and str(holder.version) == version:
+        raise RegistryError(f"'{name}' version {version} already holds '{alias}'")
+    return _move(c, name, version, alias, holder, [*history(c, name, alias, holder), version])
 
 
 def rollback(c: mlflow.MlflowClient, name: str, alias: str = CHAMPION) -> dict:
-    """Give ``alias`` back to the version that held it before the current holder."""
+    """Give ``alias`` back to the version that held it before the current holder; again and
+    again, down the recorded history (not back and forth between the last two)."""
     current = alias_holder(c, name, alias)
     if current is None:
         raise RegistryError(f"model '{name}' has no '{alias}' to roll back")
-    previous = current.tags.get(f"{TAG}{alias}.previous", "")
-    if not previous:
+    past = history(c, name, alias, current)
+    if len(past) < 2:
         raise RegistryError(
             f"'{name}' version {current.version} holds '{alias}' with no previous holder recorded"
         )
-    result = promote(c, name, previous, alias)
+    result = _move(c, name, past[-2], alias, current, past[:-1])
     c.set_model_version_tag(name, current.version, f"{TAG}{alias}.rolled_back_at", now())
     return {**result, "rolled_back_from": str(current.version)}
+
+
+def _move(
+    c: mlflow.MlflowClient,
+    name: str,
+    version: str,
+    alias: str,
+    holder: ModelVersion | None,
+    new_history: list[str],
+) -> dict:
+    """Move ``alias`` from ``holder`` to ``version``; then record the move.
+
+    MLflow has no compare-and-set for aliases: the holder is checked again right before the
+    move and after it, so a concurrent promotion makes one of them fail with a clear error
+    instead of both "succeeding". The audit tags are written only once the alias has moved: a
+    server that dies before leaves no record of a promotion that never happened.
+    """
+    replaced = str(holder.version) if holder else ""
+    now_holder = alias_holder(c, name, alias)
+    if (str(now_holder.version) if now_holder else "") != replaced:
+        raise RegistryError(f"'{alias}' of '{name}' moved to version "
+                            f"{now_holder.version if now_holder else '(none)'} meanwhile (a "
+                            "concurrent promotion); nothing changed, look and retry")  # fmt: skip
+    c.set_registered_model_alias(name, alias, version)
+    _check_won(c, name, alias, version)
+    tags = {
+        f"{TAG}{alias}.promoted_by": os.environ.get("USER") or getpass.getuser(),
+        f"{TAG}{alias}.promoted_at": now(),
+        f"{TAG}{alias}.previous": new_history[-2] if len(new_history) > 1 else "",
+    }
+    try:
+        c.set_registered_model_tag(name, f"{TAG}{alias}.history", json.dumps(new_history[-100:]))
+        for key, value in tags.items():
+            c.set_model_version_tag(name, version, key, value)
+    except (MlflowException, OSError) as exc:
+        reason = str(exc).splitlines()[0][:200]
+        raise RegistryError(f"'{alias}' of '{name}' is now version {version}, but its audit "
+                            f"record was not written ({reason})") from None  # fmt: skip
+    _check_won(c, name, alias, version)
+    return {"name": name, "alias": alias, "version": version, "previous": replaced}
+
+
+def _check_won(c: mlflow.MlflowClient, name: str, alias: str, version: str) -> None:
+    holder = alias_holder(c, name, alias)
+    if holder is None or str(holder.version) != version:
+        raise RegistryError(f"a concurrent promotion gave '{alias}' of '{name}' to version "
+                            f"{holder.version if holder else '(none)'} right after this one; "
+                            "look (`lowlight models list`) and retry")  # fmt: skip
 
 
 def aliases_by_version(c: mlflow.MlflowClient, name: str) -> dict[str, list[str]]:

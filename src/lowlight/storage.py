@@ -83,11 +83,58 @@ def copy_file(source: Location, dest: Location) -> None:
         shutil.copyfileobj(src, dst, COPY_CHUNK)
 
 
-def list_tree(loc: Location) -> list[str]:
-    """Every file under folder ``loc`` (any depth) as sorted relative POSIX paths."""
+def list_tree(loc: Location, skipped: list[tuple[str, str]] | None = None) -> list[str]:
+    """Every file under folder ``loc`` (any depth) as sorted relative POSIX paths.
+
+    Local folders follow links to folders once (a link loop is not walked again and again);
+    what is not a file (folders, broken or looping links) is appended to ``skipped`` as
+    (relative path, what it is), for the caller to name what it leaves out.
+    """
+    if not is_remote(loc):
+        return _walk(Path(loc), skipped if skipped is not None else [])
     fs, path = resolve(loc)
     infos = fs.get_file_info(pafs.FileSelector(path, recursive=True, allow_not_found=True))
     return sorted(posixpath.relpath(i.path, path) for i in infos if i.type == pafs.FileType.File)
+
+
+def _bad_link(path: str) -> str:
+    import errno
+
+    try:
+        os.stat(path)
+    except OSError as exc:
+        return "a link loop" if exc.errno == errno.ELOOP else "a broken link"
+    return "a link to neither a file nor a folder"
+
+
+def _walk(root: Path, skipped: list[tuple[str, str]]) -> list[str]:
+    files: list[str] = []
+    seen: set[tuple[int, int]] = set()
+
+    def visit(folder: Path, prefix: str) -> None:
+        info = folder.stat()
+        if (info.st_dev, info.st_ino) in seen:
+            skipped.append((prefix.rstrip("/"), "a link loop (a folder already listed)"))
+            return
+        seen.add((info.st_dev, info.st_ino))
+        for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+            rel = prefix + entry.name
+            try:
+                is_dir, is_file = entry.is_dir(), entry.is_file()
+            except OSError:  # a link loop: too many levels of symbolic links
+                skipped.append((rel, "a link loop"))
+                continue
+            if is_file:
+                files.append(rel)
+            elif is_dir:
+                skipped.append((rel, "a folder"))
+                visit(Path(entry.path), rel + "/")
+            elif entry.is_symlink():
+                skipped.append((rel, _bad_link(entry.path)))
+
+    if root.is_dir():
+        visit(root, "")
+    return sorted(files)
 
 
 def parent(loc: Location) -> Location:
@@ -176,21 +223,63 @@ def commit(tmp: Path, dest: Location) -> None:
         os.replace(tmp, dest)
 
 
+OWNER = ".lowlight-owner"  # inside a staging folder: "host pid" of the process filling it
+
+
+def _owner_alive(folder: Path) -> bool:
+    """Whether the process that made staging ``folder`` may still be filling it."""
+    import socket
+
+    try:
+        host, pid = (folder / OWNER).read_text().split()
+    except (OSError, ValueError):
+        return False  # no owner (a kill before it was written, or older lowlight): left over
+    if host != socket.gethostname():
+        return True  # another machine's process (a shared disk): never touched
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, ValueError):
+        return True
+    return True
+
+
+def stale_staging(dest: Path | str) -> list[Path]:
+    """Staging folders of ``dest`` whose process died (kill -9, power loss): what
+    ``staged_dir`` cleans up, and where a stage may first pick up finished work."""
+    dest = Path(dest)
+    if not dest.parent.is_dir():
+        return []
+    found = sorted(dest.parent.glob(f".{dest.name}.staging-*"))
+    return [p for p in found if p.is_dir() and not _owner_alive(p)]
+
+
 @contextlib.contextmanager
 def staged_dir(dest: Path | str) -> Iterator[Path]:
     """Yield a fresh folder beside ``dest``; it replaces ``dest`` only if the block succeeds.
 
     A failure leaves ``dest`` exactly as it was (what DVC's ``persist`` outputs rely on).
+    Staging folders that killed runs left beside ``dest`` are removed once the block ends (the
+    block may still reuse what they hold, see ``stale_staging``).
     """
+    import socket
+
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
+    leftovers = stale_staging(dest)
     staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.staging-", dir=dest.parent))
     os.chmod(staging, 0o777 & ~_UMASK)
+    (staging / OWNER).write_text(f"{socket.gethostname()} {os.getpid()}\n")
     try:
         yield staging
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    finally:
+        for folder in leftovers:
+            shutil.rmtree(folder, ignore_errors=True)
+    (staging / OWNER).unlink(missing_ok=True)
     old = None
     if dest.exists():
         old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old-", dir=dest.parent))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import logging
 import math
@@ -243,11 +244,14 @@ class Progress:
     losses: list[list[float]] = field(default_factory=list)  # [step, d, g, l1] every log_every
     epoch_sums: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])  # d, g, l1
     world_size: int = 1  # processes that trained it (a resume may use another number)
+    seconds: float = 0.0  # spent in training steps (train.max_minutes counts these)
 
 
 def config_hash(model_cfg: ModelConfig, cfg: TrainConfig, seed: int, data: str) -> str:
     """What must not change between a checkpoint and its resume (epochs and device may)."""
-    train = cfg.model_dump(exclude={"epochs", "device", "checkpoint_every", "log_every"})
+    train = cfg.model_dump(
+        exclude={"epochs", "max_minutes", "device", "checkpoint_every", "log_every"}
+    )
     text = json.dumps([model_cfg.model_dump(), train, seed, data], sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -260,32 +264,53 @@ def save_checkpoint(path: Path, trainer: Trainer, progress: Progress, key: str) 
         "rng_cpu": torch.get_rng_state(),
         "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
     }
-    with storage.atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    save_torch(state, path)
 
 
-def load_checkpoint(path: Path, trainer: Trainer, key: str) -> Progress:
+def save_torch(obj: object, dest: Path) -> None:
+    """``torch.save``, atomically and byte for byte reproducible: torch names the records inside
+    its zip after the file, so saving to a random temp name made two identical runs differ."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    with storage.atomic_path(dest) as tmp:
+        tmp.write_bytes(buffer.getvalue())
+
+
+def read_checkpoint(path: Path, key: str, device: torch.device | str = "cpu") -> dict:
+    """A checkpoint's state, checked: present, readable, and made with the same params and
+    data as ``key`` (TrainError in one line otherwise)."""
     if not path.exists():
         raise TrainError(f"{path}: no checkpoint to resume from; train without --resume")
-    state = torch.load(path, map_location=trainer.device, weights_only=True)
-    if state["config_hash"] != key:
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+        made_with = state["config_hash"]
+    except Exception as exc:  # truncated (a kill during a copy), or not a checkpoint at all
+        reason = f"{type(exc).__name__}: {str(exc)[:160]}"
+        raise TrainError(f"{path}: unreadable checkpoint ({reason}); "
+                         "train without --resume to start over") from None  # fmt: skip
+    if made_with != key:
         raise TrainError(
             f"{path}: checkpoint was made with other model/train params or data; "
             "train without --resume to start over"
         )
+    return state
+
+
+def resumable_run(work_dir: Path, model_cfg: ModelConfig, cfg: TrainConfig, seed: int,
+                  pairs_sha256: str) -> str:  # fmt: skip
+    """The MLflow run of ``work_dir``'s checkpoint, checked resumable with these params before
+    anything is logged (a refused resume leaves that finished run as it was)."""
+    key = config_hash(model_cfg, cfg, seed, pairs_sha256)
+    return read_checkpoint(work_dir / CHECKPOINT, key)["progress"]["run_id"]
+
+
+def load_checkpoint(path: Path, trainer: Trainer, key: str) -> Progress:
+    state = read_checkpoint(path, key, trainer.device)
     trainer.load_state_dict(state)
     torch.set_rng_state(state["rng_cpu"].cpu())
     if state["rng_cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all([s.cpu() for s in state["rng_cuda"]])
     return Progress(**state["progress"])
-
-
-def checkpoint_run_id(work_dir: Path) -> str:
-    """The MLflow run a checkpoint belongs to, so a resumed training logs into the same run."""
-    path = work_dir / CHECKPOINT
-    if not path.exists():
-        raise TrainError(f"{path}: no checkpoint to resume from; train without --resume")
-    return torch.load(path, map_location="cpu", weights_only=True)["progress"]["run_id"]
 
 
 def write_history(path: Path, history: list[dict]) -> None:
@@ -355,11 +380,27 @@ def adversarial_weight(cfg: TrainConfig, epoch: int) -> float:
     return 0.0 if epoch < cfg.warmup_epochs else cfg.lambda_adv
 
 
-def lr_factor(schedule: str, step: int, total: int) -> float:
-    """Learning-rate multiplier at ``step`` of ``total``: 1, or a cosine from 1 down to 0."""
-    if schedule == "constant" or total <= 0:
+def lr_factor(schedule: str, done: float) -> float:
+    """Learning-rate multiplier with a fraction ``done`` of training behind: 1, or a cosine
+    from 1 down to 0."""
+    if schedule == "constant":
         return 1.0
-    return 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
+    return 0.5 * (1.0 + math.cos(math.pi * min(max(done, 0.0), 1.0)))
+
+
+def fraction_done(progress: Progress, total_steps: int, cfg: TrainConfig) -> float:
+    """How much of the training is behind: of the steps, or of the time budget if further."""
+    done = progress.step / total_steps if total_steps > 0 else 1.0
+    if cfg.max_minutes:
+        done = max(done, progress.seconds / (60 * cfg.max_minutes))
+    return done
+
+
+def out_of_time(group: Group, progress: Progress, cfg: TrainConfig) -> bool:
+    """The time budget is spent (on any process: all stop at the same step)."""
+    if not cfg.max_minutes:
+        return False
+    return bool(all_max(group, int(progress.seconds >= 60 * cfg.max_minutes)))
 
 
 def set_lr(t: Trainer, cfg: TrainConfig, factor: float) -> None:
@@ -446,17 +487,25 @@ def fit(
         seen = 0
         weight = adversarial_weight(cfg, epoch)
         last = None
+        timeout = out_of_time(group, progress, cfg)
+        tick = time.perf_counter()
         for _ in bar:
+            if timeout:
+                break
             batch, scale = next(batches, None), 1.0
             if batch is None:  # this process's shard ran out: join the step, no gradient
                 batch, scale = last, 0.0
             last = batch
             dark, bright, *render = batch
-            # A function of the step, not optimiser state: a resumed run follows the same curve.
-            set_lr(trainer, cfg, lr_factor(cfg.lr_schedule, progress.step, total_steps))
+            # A function of the step (and time spent), not optimiser state: a resumed run
+            # follows the same curve.
+            done = fraction_done(progress, total_steps, cfg)
+            set_lr(trainer, cfg, lr_factor(cfg.lr_schedule, done))
             losses = train_step(trainer, dark, bright, weight, scale, *render)
             progress.step += 1
             progress.step_in_epoch += 1
+            progress.seconds += time.perf_counter() - tick
+            tick = time.perf_counter()
             for i, name in enumerate(("d_loss", "g_loss", "l1")):
                 progress.epoch_sums[i] += losses[name]
             seen += len(dark)
@@ -473,6 +522,9 @@ def fit(
                     mlflow.log_metrics(losses, step=progress.step)
             if progress.step % cfg.checkpoint_every == 0 and group.main:
                 save_checkpoint(checkpoint, trainer, progress, key)
+            if progress.step % cfg.log_every == 0:
+                timeout = out_of_time(group, progress, cfg)
+            tick = time.perf_counter()  # logging and checkpoints are not training time
 
         means = [total / max(progress.step_in_epoch, 1) for total in progress.epoch_sums]
         row = dict(zip(["d_loss", "g_loss", "l1"], means, strict=True))
@@ -496,8 +548,7 @@ def fit(
         improved = row.get("val_psnr", float("inf")) > progress.best_psnr or val_subset is None
         if improved and group.main:
             progress.best_psnr = row.get("val_psnr", float("nan"))
-            with storage.atomic_path(work_dir / BEST) as tmp:
-                torch.save(trainer.plain_generator.state_dict(), tmp)
+            save_torch(trainer.plain_generator.state_dict(), work_dir / BEST)
         if mlflow.active_run():
             epoch_metrics = {k: v for k, v in row.items() if k.startswith("val_")}
             mlflow.log_metrics({"epoch_seconds": row["seconds"], **epoch_metrics}, step=epoch + 1)
@@ -506,4 +557,8 @@ def fit(
         progress.epoch, progress.step_in_epoch, progress.epoch_sums = epoch + 1, 0, [0.0] * 3
         if group.main:
             save_checkpoint(checkpoint, trainer, progress, key)
+        if timeout or out_of_time(group, progress, cfg):
+            log.info("train.max_minutes %s reached after %d steps (epoch %d)",
+                     cfg.max_minutes, progress.step, epoch + 1)  # fmt: skip
+            break
     return trainer, progress

@@ -30,12 +30,26 @@ def run(
     if shard is not None:
         jobs = jobs[shard[0] :: shard[1]]
     manifest = conversion.manifest_name(shard)
-    previous = conversion.previous_rows(storage.join(out, manifest))
+    # unchanged files are linked over: from the last output, or from what a killed run finished
+    previous = {source: (row, out) for source, row in
+                conversion.previous_rows(storage.join(out, manifest)).items()}  # fmt: skip
     # S3 objects appear one by one (each whole), as the patch stage's do
     in_place = shard is not None or storage.is_remote(out)
+    if storage.is_remote(out):
+        salvage = []
+    else:
+        salvage = [Path(out)] if in_place else storage.stale_staging(out)
+    for folder in salvage:
+        found = conversion.journal_rows(folder, manifest)
+        previous.update({source: (row, folder) for source, row in found.items()})
     with contextlib.nullcontext(out) if in_place else storage.staged_dir(out) as target:
-        rows = conversion.convert_jobs(jobs, cfg, raw_dir, target, previous, out, input_mode)
+        journal = None
+        if not storage.is_remote(target):
+            journal = Path(target) / conversion.journal_name(manifest)
+        rows = conversion.convert_jobs(jobs, cfg, raw_dir, target, previous, input_mode, journal)
         conversion.write_manifest(storage.join(target, manifest), rows, str(raw_dir))
+        if journal is not None:
+            journal.unlink(missing_ok=True)
         failed = [r for r in rows if r["status"] == "failed"]
         if rows and len(failed) == len(rows):
             raise DatasetError(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from lowlight import inference
-from lowlight.config import ConvertConfig, InferConfig, MlflowConfig
+from lowlight.config import ConvertConfig, InferConfig, MlflowConfig, check_gain
 from lowlight.errors import DatasetError
 
 
@@ -27,6 +27,7 @@ def run(
     """
     from lowlight import tracking
 
+    check_gain(ratio, convert_cfg.max_ratio, "--ratio")
     files = inference.expand_inputs(inputs)
     if not files:
         raise DatasetError(f"no input files in {' '.join(inputs)}")

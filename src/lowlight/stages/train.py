@@ -43,7 +43,8 @@ def run(
         if not group.main:  # a torchrun worker: trains its share, rank 0 records and publishes
             _, progress = training.fit(model_cfg, cfg, patches_dir, work_dir, seed, resume, group)
             return {"rank": group.rank, "steps": progress.step}
-        run_id = training.checkpoint_run_id(work_dir) if resume else None
+        run_id = (training.resumable_run(work_dir, model_cfg, cfg, seed, spec.pairs_sha256)
+                  if resume else None)  # fmt: skip
         start = time.perf_counter()
         with tracking.run(mlflow_cfg, run_id=run_id or None, name="train") as active:
             if not run_id:

@@ -1,0 +1,119 @@
+"""rgb against bayer at equal training time: the ``## modes`` section of BENCHMARKS.md.
+
+Both model inputs learn from `make pretrain`'s data (pretrain/data: the same pairs, splits and
+conversions), each cutting its own patches with the recipe's patch settings, and train with
+the recipe (pretrain/params.yaml) for the same minutes of training steps (``train.max_minutes``:
+the cosine decays over that time). Both are scored on the test split, the model alone.
+The rgb model is the RGB-in, RGB-out U-Net of the same depth and width with a global residual.
+
+    .venv/bin/python bench/modes.py [--minutes 10]     # after `make pretrain`
+    .venv/bin/python bench/modes.py --quick            # 1 minute each, prints only
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+import benchlib
+from benchlib import table, yes_no
+from lowlight import card, stages
+from lowlight.config import Params, load_params
+
+SECTION = "## modes"
+RUN = benchlib.ROOT / "pretrain"
+WORK = benchlib.WORK / "modes"
+RESULT = WORK / "result.json"  # read by bench/pretrain.py for its goal table
+MODES = ("rgb", "bayer")
+FRAME = (1024, 1536)  # raw pixels of the timed frame (its RGB conversion for rgb)
+
+
+def mode_params(p: Params, mode: str, minutes: float) -> Params:
+    """The recipe with ``model.input`` = ``mode``, a time budget instead of an epoch count, and
+    its own MLflow store."""
+    data = p.model_dump()
+    data["model"]["input"] = mode
+    data["train"].update(max_minutes=minutes, epochs=10_000, init="none")
+    data["mlflow"] = {"tracking_uri": f"sqlite:///{WORK / 'mlflow.db'}",
+                      "experiment": "lowlight-modes"}  # fmt: skip
+    data["evaluate"]["baselines"] = []
+    return Params.model_validate(data)
+
+
+def forward_ms_per_mp(models: Path) -> float:
+    generator, model_card = card.load_generator(models)
+    scale = model_card.mode.scale
+    x = torch.rand(1, model_card.mode.channels, FRAME[0] // scale, FRAME[1] // scale)
+    with torch.inference_mode():
+        seconds = benchlib.best_time(lambda: generator(x), 3)
+    return 1000 * seconds / (FRAME[0] * FRAME[1] / 1e6)
+
+
+def run_mode(p: Params, mode: str) -> dict:
+    out = WORK / mode
+    pairs = RUN / "data" / "pairs.parquet"
+    patched = stages.patch.run(p.patch, pairs, out / "patches", p.seed, mode=mode)
+    trained = stages.train.run(p.model, p.train, p.mlflow, out / "patches", out / "models",
+                               out / "reports", p.seed, work_dir=out / "checkpoints")  # fmt: skip
+    stages.evaluate.run(p.evaluate, p.infer, p.mlflow, out / "models", pairs, None,
+                        out / "reports")  # fmt: skip
+    metrics = json.loads((out / "reports" / "metrics.json").read_text())["model"]
+    history = (out / "reports" / "train_history.csv").read_text().splitlines()
+    generator, _ = card.load_generator(out / "models")
+    return {
+        "mode": mode,
+        "train_patches": patched["train_patches"],
+        "steps": trained["steps"],
+        "epochs": len(history) - 1,
+        "parameters": sum(t.numel() for t in generator.parameters()),
+        "ms_per_mp": forward_ms_per_mp(out / "models"),
+        "metrics": metrics,
+    }
+
+
+def main(argv: list[str]) -> int:
+    parser = benchlib.parser(__doc__)
+    parser.add_argument("--minutes", type=float, default=10.0, help="training time per mode")
+    args = benchlib.parse(parser, argv)
+    minutes = 1.0 if args.quick else args.minutes
+    if not (RUN / "data" / "pairs.parquet").exists():
+        raise SystemExit("bench/modes.py: run `make pretrain` first (it reads pretrain/data)")
+    recipe = load_params(RUN / "params.yaml")
+    with benchlib.scratch("modes", keep=True):
+        runs = [run_mode(mode_params(recipe, mode, minutes), mode) for mode in MODES]
+    buckets = sorted(b for b in runs[0]["metrics"] if b.startswith("ratio_")) + ["overall"]
+    rows = []
+    for r in runs:
+        m = r["metrics"]
+        psnr = [f"{m[b]['psnr']:.2f}" for b in buckets]
+        rows.append([r["mode"], f"{r['parameters'] / 1e6:.2f} M", f"{r['ms_per_mp']:.0f}",
+                     r["steps"], r["epochs"], r["train_patches"], *psnr,
+                     f"{m['overall']['ssim']:.4f}"])  # fmt: skip
+    rgb, bayer = (r["metrics"]["overall"]["psnr"] for r in runs)
+    result = {"minutes": minutes, "rgb": rgb, "bayer": bayer, "bayer_ge_rgb": bayer >= rgb}
+    lines = benchlib.header(
+        SECTION,
+        f"rgb and bayer models at equal training time: {minutes:g} minutes of training steps "
+        "each (`train.max_minutes`), the recipe of `make pretrain` otherwise (pretrain/"
+        "params.yaml: depth, width, residual, L1, lr and its cosine over the time budget), on "
+        "its data and scored on its test split (test scenes from photos never trained on).",
+        benchlib.machine(),
+        benchlib.command(args),
+    )
+    heads = [b.replace("ratio_", "x").replace("overall", "all") for b in buckets]
+    lines += table(["input", "parameters", "forward ms / raw MP", "steps", "epochs (last partial)",
+                    "train patches", *(f"PSNR {h}" for h in heads), "SSIM all"], rows)  # fmt: skip
+    lines += [f"bayer {bayer:.2f} dB against rgb {rgb:.2f} dB overall at equal time: "
+              f"bayer >= rgb {yes_no(bayer >= rgb)}.", ""]  # fmt: skip
+    if not args.quick:
+        RESULT.parent.mkdir(parents=True, exist_ok=True)
+        RESULT.write_text(json.dumps(result, indent=2))
+    benchlib.publish(SECTION, lines, None if args.quick else args.output)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
