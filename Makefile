@@ -53,16 +53,17 @@ pretrain: install
 	@echo "shipped: src/lowlight/pretrained/ (README.md is its card); report: pretrain/reports/report.md"
 
 # The same recipe scaled up for one GPU (pretrain/gpu.yaml, at most 8 minutes), in pretrain/gpu/;
-# its generator then replaces the shipped one, like `make pretrain`'s.
-GPU_RECIPE := --params ../gpu.yaml
+# compare its report with pretrain/reports' before shipping it (the command it prints).
+GPU_RECIPE ?= --params ../gpu.yaml
 pretrain-gpu: install
 	mkdir -p pretrain/gpu && cd pretrain/gpu && lowlight synth data/synthetic $(GPU_RECIPE) \
 	  && lowlight convert data/synthetic/Sony data/converted $(GPU_RECIPE) \
 	  && lowlight pair data/converted data/pairs.parquet $(GPU_RECIPE) \
 	  && lowlight patch data/pairs.parquet data/patches $(GPU_RECIPE) \
 	  && lowlight train data/patches models --reports reports $(GPU_RECIPE) \
-	  && lowlight evaluate models data/pairs.parquet --out reports $(GPU_RECIPE) \
-	  && lowlight export pretrained models reports $(GPU_RECIPE) --reproduce "make pretrain-gpu"
+	  && lowlight evaluate models data/pairs.parquet --out reports $(GPU_RECIPE)
+	@echo "report: pretrain/gpu/reports/report.md; to ship it: cd pretrain/gpu && lowlight export \
+	pretrained models reports $(GPU_RECIPE) --reproduce 'make pretrain-gpu'"
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -108,8 +108,8 @@ def modes_row() -> list[str]:
                 "**no**"]  # fmt: skip
     r = json.loads(result.read_text())
     return ["bayer >= rgb at equal training time (## modes)",
-            f"{r['bayer']:.2f} vs {r['rgb']:.2f} dB in {r['minutes']:g} min", ">=",
-            yes_no(r["bayer_ge_rgb"])]  # fmt: skip
+            f"{r['bayer']:.3f} vs {r['rgb']:.3f} dB (SSIM {r['ssim_bayer']:.3f} vs "
+            f"{r['ssim_rgb']:.3f}) in {r['minutes']:g} min", ">=", r["verdict"]]  # fmt: skip
 
 
 def training_minutes(reports: Path) -> float:

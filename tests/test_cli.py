@@ -76,8 +76,9 @@ def test_amplified_short_matches_long_brightness(cli, sony, tmp_path):
     amplified = read_image(tmp_path / "amp/short/00001_00_0.1s.jpg").mean()
     plain = read_image(tmp_path / "plain/short/00001_00_0.1s.jpg").mean()
     assert plain < 0.2 * long  # the seed's dark JPEG
-    # Same order as the long exposure; read noise clipped at black lifts very dark scenes a bit.
-    assert 0.7 * long < amplified < 3 * long
+    # Same order as the long exposure; read noise clipped at black lifts very dark scenes (this
+    # one's long exposure averages 7/255), more so once the dark offset is taken off.
+    assert 0.7 * long < amplified < 4 * long
 
 
 def test_corrupt_file_is_reported_and_the_batch_goes_on(cli, sony, tmp_path):

@@ -202,7 +202,7 @@ def test_kill_9_during_convert_then_rerun_reuses_finished_files(tmp_path):
                        if "skipped_unchanged" in line))  # fmt: skip
     assert skipped >= 5
     assert not list(tmp_path.glob(".conv.staging-*")), "stale staging folders left"
-    assert not list(out.rglob(".*journal*")) and not (out / storage.OWNER).exists()
+    assert not list(out.rglob(".*journal*")) and not list(tmp_path.glob(f"*{storage.OWNER}"))
     table, _ = read_manifest(out)
     assert table.num_rows == 36 and {r["status"] for r in table.to_pylist()} == {"ok"}
 
@@ -213,16 +213,17 @@ def test_a_dead_runs_staging_folder_is_removed_by_the_next_patch(tiny_patches, t
     out = tmp_path / "patches"
     stale = tmp_path / ".patches.staging-killed"
     stale.mkdir()
-    (stale / storage.OWNER).write_text(f"{os.uname().nodename} {dead.pid}\n")
+    storage.owner_file(stale).write_text(f"{os.uname().nodename} {dead.pid}\n")
     (stale / "part-0.parquet").write_bytes(b"half written")
     alive = tmp_path / ".patches.staging-running"
     alive.mkdir()
-    (alive / storage.OWNER).write_text(f"{os.uname().nodename} {os.getpid()}\n")
+    storage.owner_file(alive).write_text(f"{os.uname().nodename} {os.getpid()}\n")
     p = Params()
     cfg = override(p.patch, "patch", size=16, stride=8, row_group=16)
     stages.patch.run(cfg, tiny_patches.parent / "pairs.parquet", out, seed=0)
-    assert not stale.exists() and alive.exists() and (out / "train").is_dir()
-    assert not (out / storage.OWNER).exists()
+    assert not stale.exists() and not storage.owner_file(stale).exists()
+    assert alive.exists() and (out / "train").is_dir()
+    assert storage.owner_file(alive).exists()  # a live run's folder is left alone
 
 
 # 8. identical runs write identical bytes ------------------------------------------------------

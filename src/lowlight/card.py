@@ -128,7 +128,7 @@ def card_problem(card: ModelCard) -> str:
     if card.architecture not in ARCHITECTURES:
         return f"architecture {card.architecture!r} (known: {', '.join(ARCHITECTURES)})"
     if not isinstance(card.input, str) or card.input not in modes.MODES:
-        return f"input {card.input!r} (known: {', '.join(modes.MODES)})"
+        return f"unknown input mode {card.input!r} (known: {', '.join(modes.MODES)})"
     if not _integer(card.patch_size) or card.patch_size < 1 or not isinstance(card.dtype, str):
         return f"patch_size {card.patch_size!r} / dtype {card.dtype!r}"
     if not isinstance(card.arguments, dict):

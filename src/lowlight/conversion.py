@@ -275,6 +275,8 @@ def convert_jobs(
     work = partial(convert_one, raw_dir, out, mode=mode)
     args = [(job, cfg, *previous.get(job.source, (None, None))) for job in jobs]
     bar = partial(tqdm, total=len(jobs), desc="convert", unit="file")
+    if journal is not None:
+        journal.parent.mkdir(parents=True, exist_ok=True)
     with open(journal, "a") if journal else contextlib.nullcontext() as log_file:
 
         def record(row: dict) -> dict:

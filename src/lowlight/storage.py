@@ -223,7 +223,12 @@ def commit(tmp: Path, dest: Location) -> None:
         os.replace(tmp, dest)
 
 
-OWNER = ".lowlight-owner"  # inside a staging folder: "host pid" of the process filling it
+OWNER = ".owner"  # suffix of the file beside a staging folder: "host pid" of its process
+
+
+def owner_file(folder: Path) -> Path:
+    """Beside the staging folder, not in it: nothing a stage lists or publishes sees it."""
+    return folder.with_name(folder.name + OWNER)
 
 
 def _owner_alive(folder: Path) -> bool:
@@ -231,7 +236,7 @@ def _owner_alive(folder: Path) -> bool:
     import socket
 
     try:
-        host, pid = (folder / OWNER).read_text().split()
+        host, pid = owner_file(folder).read_text().split()
     except (OSError, ValueError):
         return False  # no owner (a kill before it was written, or older lowlight): left over
     if host != socket.gethostname():
@@ -270,16 +275,18 @@ def staged_dir(dest: Path | str) -> Iterator[Path]:
     leftovers = stale_staging(dest)
     staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.staging-", dir=dest.parent))
     os.chmod(staging, 0o777 & ~_UMASK)
-    (staging / OWNER).write_text(f"{socket.gethostname()} {os.getpid()}\n")
+    owner = owner_file(staging)
+    owner.write_text(f"{socket.gethostname()} {os.getpid()}\n")
     try:
         yield staging
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     finally:
+        owner.unlink(missing_ok=True)
         for folder in leftovers:
             shutil.rmtree(folder, ignore_errors=True)
-    (staging / OWNER).unlink(missing_ok=True)
+            owner_file(folder).unlink(missing_ok=True)
     old = None
     if dest.exists():
         old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old-", dir=dest.parent))
