@@ -75,16 +75,11 @@ def list_raw_files(raw_dir: Location) -> list[str]:
     POSIX paths."""
     if not storage.is_dir(raw_dir):
         raise DatasetError(f"{raw_dir}: RAW folder not found")
-    skipped: list[tuple[str, str]] = []
     files = [
         name
-        for name in storage.list_tree(raw_dir, skipped)
-        if PurePosixPath(name).suffix.lower() in RAW_SUFFIXES
-        and not PurePosixPath(name).name.startswith(".")
+        for name in storage.list_suffixed(raw_dir, RAW_SUFFIXES)
+        if not PurePosixPath(name).name.startswith(".")
     ]
-    for name, what in skipped:
-        if what != "a folder" or PurePosixPath(name).suffix.lower() in RAW_SUFFIXES:
-            log.warning("%s: skipped, %s, not a RAW file", storage.join(raw_dir, name), what)
     if not files:
         raise DatasetError(f"{raw_dir}: no RAW files ({', '.join(sorted(RAW_SUFFIXES))})")
     return files

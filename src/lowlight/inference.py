@@ -148,12 +148,7 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            skipped: list[tuple[str, str]] = []
-            found += [path / n for n in storage.list_tree(path, skipped)
-                      if Path(n).suffix.lower() in wanted]  # fmt: skip
-            for name, what in skipped:
-                if what != "a folder" or Path(name).suffix.lower() in wanted:
-                    log.warning("%s: skipped, %s, not a file", path / name, what)
+            found += [path / name for name in storage.list_suffixed(path, wanted)]
         elif any(c in item for c in "*?["):
             found += sorted(Path(p) for p in glob.glob(item, recursive=True))
         else:

@@ -97,6 +97,21 @@ def list_tree(loc: Location, skipped: list[tuple[str, str]] | None = None) -> li
     return sorted(posixpath.relpath(i.path, path) for i in infos if i.type == pafs.FileType.File)
 
 
+def list_suffixed(loc: Location, suffixes: frozenset[str] | set[str]) -> list[str]:
+    """The files under ``loc`` whose suffix (any case) is one of ``suffixes``, as ``list_tree``
+    gives them; entries with such a name that are not files, and broken or looping links, are
+    named in a warning (a user's folder never loses something without a word)."""
+    import logging
+
+    skipped: list[tuple[str, str]] = []
+    files = [n for n in list_tree(loc, skipped) if posixpath.splitext(n)[1].lower() in suffixes]
+    for name, what in skipped:
+        if what != "a folder" or posixpath.splitext(name)[1].lower() in suffixes:
+            logging.getLogger(__name__).warning("%s: skipped, %s, not a file", join(loc, name),
+                                                what)  # fmt: skip
+    return files
+
+
 def _bad_link(path: str) -> str:
     import errno
 
