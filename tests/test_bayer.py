@@ -15,7 +15,7 @@ from lowlight.errors import ConfigError, RawDecodeError
 from lowlight.models import ConvDiscriminator, UNetGenerator
 from lowlight.modes import MODES
 from lowlight.patches import PatchSpec
-from lowlight.tiling import blend_tiles
+from lowlight.tiling import run_tiles
 from lowlight.windows import cut_windows
 
 LAYOUTS = {"RGGB": "RGGB", "GRBG": "GRBG", "GBRG": "GBRG", "BGGR": "BGGR"}
@@ -133,13 +133,13 @@ def test_scale_two_unet_and_its_discriminator():
     assert rebuilt.config == bayer.config and "skip" in bayer.config
 
 
-def test_blend_tiles_with_a_model_that_doubles_the_size_is_seamless():
+def test_tiles_of_a_model_that_doubles_the_size_are_put_back_in_place():
     image = np.random.default_rng(0).random((45, 70, 4), dtype=np.float32)
 
-    def upsample(tiles: np.ndarray) -> np.ndarray:  # exact 2x nearest: the blend must keep it
+    def upsample(tiles: np.ndarray) -> np.ndarray:  # exact 2x nearest: tiling must keep it
         return tiles.repeat(2, axis=2).repeat(2, axis=3)[:, :3]
 
-    out = blend_tiles(image, upsample, tile=16, overlap=6, batch=3)
+    out = run_tiles(image, upsample, tile=16, overlap=6, batch=3, multiple=2)
     assert out.shape == (90, 140, 3)
     np.testing.assert_allclose(out, image[..., :3].repeat(2, 0).repeat(2, 1), atol=1e-6)
 

@@ -84,7 +84,8 @@ def test_onnx_matches_torch_on_odd_sizes(tiny_models, tmp_path):
 
 def test_int8_export_is_smaller_and_close(tiny_models, tmp_path):
     export_onnx(tiny_models, tmp_path / "f.onnx")
-    export_onnx(tiny_models, tmp_path / "q.onnx", int8=True)
+    export_onnx(tiny_models, tmp_path / "q.onnx", int8=True,
+                calibration=tiny_models.parent / "patches/train")  # fmt: skip
     assert (tmp_path / "q.onnx").stat().st_size < (tmp_path / "f.onnx").stat().st_size
     tiles = np.random.default_rng(0).random((1, 3, 24, 40), dtype=np.float32)
     diff = np.abs(
@@ -101,7 +102,7 @@ def test_enhance_raw_jpeg_folder_glob_and_bad_files(tiny_models, sony, tmp_path,
     (inputs / "DSC0001.dng").write_bytes((sony / "Sony/short/10001_00_0.1s.dng").read_bytes())
     (inputs / "broken.ARW").write_bytes(b"no raw here")
     result = cli("enhance", inputs, "--out", tmp_path / "out", "--model", tiny_models,
-                 "--tile", 48)  # fmt: skip
+                 "--tile", 48, "--overlap", 16)  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "broken.ARW" in result.output
     jpeg = read_image(tmp_path / "out/shot_enhanced.png")
@@ -111,7 +112,7 @@ def test_enhance_raw_jpeg_folder_glob_and_bad_files(tiny_models, sony, tmp_path,
     # a glob, and the ONNX model with onnxruntime
     export_onnx(tiny_models, tmp_path / "g.onnx")
     result = cli("enhance", str(inputs / "*.jpg"), "--out", tmp_path / "onnx",
-                 "--model", tmp_path / "g.onnx", "--tile", 48)  # fmt: skip
+                 "--model", tmp_path / "g.onnx", "--tile", 48, "--overlap", 16)  # fmt: skip
     assert result.exit_code == 0, result.output
     onnx_out = read_image(tmp_path / "onnx/shot_enhanced.png").astype(int)
     assert np.abs(onnx_out - jpeg.astype(int)).max() <= 1
@@ -120,7 +121,7 @@ def test_enhance_raw_jpeg_folder_glob_and_bad_files(tiny_models, sony, tmp_path,
     assert result.exit_code == 1 and "no file could be enhanced" in result.output
     result = cli("enhance", inputs, "--model", tmp_path / "missing.onnx")
     assert result.exit_code == 1 and "ONNX file not found" in result.output
-    result = cli("enhance", inputs, "--model", tiny_models, "--tile", 32)
+    result = cli("enhance", inputs, "--model", tiny_models, "--tile", 32, "--overlap", 32)
     assert result.exit_code == 1 and "overlap (32) must be smaller than tile (32)" in result.output
 
 

@@ -57,7 +57,8 @@ def frames(tmp_path, matrix, neutral_tint=(1.0, 1.0), black=512, white=16383, ra
 def enhance(shipped, path, ratio):
     fn, model_card = shipped
     unit, _, _, render = model_card.mode.load_photo(path, float(ratio), ConvertConfig())
-    return model_card.mode.finish(inference.enhance(unit, fn, 256, 32), render)
+    return model_card.mode.finish(inference.enhance(unit, fn, 640, 160, 1, model_card.multiple),
+                                  render)  # fmt: skip
 
 
 def libraw(path) -> np.ndarray:

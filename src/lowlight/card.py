@@ -55,6 +55,12 @@ class ModelCard:
     def mode(self) -> modes.InputMode:
         return modes.get(self.input)
 
+    @property
+    def multiple(self) -> int:
+        """What the network's input size steps by (``2**depth`` for the U-Net): where tiles
+        start so that their pooling grids are the whole image's."""
+        return 2 ** int(self.arguments.get("depth", 0))
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

@@ -274,14 +274,17 @@ def enhance(
     ratio: Annotated[
         str, typer.Option(help="RAW amplification: a number, or 'auto' (target brightness)")
     ] = "auto",
-    tile: Annotated[int | None, typer.Option(help="tile side")] = None,
+    tile: Annotated[int | None, typer.Option(help="largest tile side")] = None,
+    overlap: Annotated[int | None, typer.Option(help="input shared by neighbouring tiles")] = None,
     device: Annotated[str | None, typer.Option(help="auto | cpu | cuda")] = None,
+    precision: Annotated[str | None, typer.Option(help="float32 | bfloat16")] = None,
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:
     """Brighten and denoise your own dark photos with a trained model."""
     with user_errors():
         p = load_params(params)
-        infer = override(p.infer, "infer", tile=tile, device=device)
+        infer = override(p.infer, "infer", tile=tile, overlap=overlap, device=device,
+                         precision=precision)  # fmt: skip
         gain = parse_ratio(ratio)
         summary = stages.enhance.run(p.convert, infer, p.mlflow, model, inputs, out_dir, gain,
                                      p.register_.model_name)  # fmt: skip
@@ -476,13 +479,18 @@ app.add_typer(export_app, name="export")
 def export_onnx(
     models_dir: Annotated[Path, typer.Argument(metavar="MODELS", help="trained models folder")],
     out: Annotated[Path, typer.Argument(metavar="OUT.onnx", help="ONNX file to write")],
-    int8: Annotated[bool, typer.Option("--int8", help="quantise weights to int8")] = False,
+    int8: Annotated[
+        bool, typer.Option("--int8", help="static int8 (faster on a CPU), calibrated on patches")
+    ] = False,
+    calibration: Annotated[
+        str, typer.Option(help="patch folder (local or s3://) whose dark patches calibrate --int8")
+    ] = "data/patches/train",
 ) -> None:
     """ONNX with dynamic height and width (onnxruntime runs it without torch)."""
     from lowlight.export import export_onnx as run_export
 
     with user_errors():
-        show("export onnx", run_export(models_dir, out, int8))
+        show("export onnx", run_export(models_dir, out, int8, calibration if int8 else None))
 
 
 @export_app.command("pretrained")

@@ -206,10 +206,11 @@ class TrainConfig(Section):
 
 
 class InferConfig(Section):
-    tile: int = Field(256, ge=16, description="tile side for whole-image inference")
-    overlap: int = Field(32, ge=0, description="pixels shared by neighbouring tiles")
-    batch: int = Field(4, ge=1, description="tiles per forward pass")
+    tile: int = Field(640, ge=16, description="largest tile side for whole-image inference")
+    overlap: int = Field(160, ge=0, description="input pixels shared by neighbouring tiles")
+    batch: int = Field(1, ge=1, description="tiles per forward pass")
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Literal["float32", "bfloat16"] = "float32"
 
     @model_validator(mode="after")
     def _overlap_below_tile(self) -> InferConfig:

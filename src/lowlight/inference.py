@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from lowlight.card import ModelCard, ModelLoadError
-from lowlight.errors import DatasetError, LowlightError
-from lowlight.tiling import TileFn, blend_tiles, pad_to_multiple
+from lowlight.errors import ConfigError, DatasetError, LowlightError
+from lowlight.tiling import TileFn, pad_to_multiple, run_tiles
 
 if TYPE_CHECKING:
     from lowlight.config import ConvertConfig, InferConfig
@@ -24,8 +24,15 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def load_torch(models_dir: Path, device: str = "auto") -> tuple[TileFn, ModelCard]:
-    """(tile function, model card) of a models folder."""
+def load_torch(
+    models_dir: Path, device: str = "auto", precision: str = "float32"
+) -> tuple[TileFn, ModelCard]:
+    """(tile function, model card) of a models folder.
+
+    ``precision`` bfloat16: on a CPU with bfloat16 instructions (AVX512-BF16, AMX) the weights
+    and activations are bfloat16, 1.6-2.2x faster than float32 at ~0.04 dB (BENCHMARKS.md,
+    "inference"); on CUDA, bfloat16 autocast instead of float16's.
+    """
     import torch
 
     from lowlight.card import load_generator
@@ -34,13 +41,20 @@ def load_torch(models_dir: Path, device: str = "auto") -> tuple[TileFn, ModelCar
     generator, card = load_generator(models_dir)
     torch_device = pick_device(device)
     generator.to(torch_device)
+    cpu_bf16 = precision == "bfloat16" and torch_device.type == "cpu"
+    if cpu_bf16:
+        if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+            raise ConfigError("infer.precision bfloat16: this CPU has no bfloat16 instructions "
+                              "(AVX512-BF16 or AMX); use float32")  # fmt: skip
+        generator.to(torch.bfloat16)
+    half = torch.bfloat16 if precision == "bfloat16" else torch.float16
 
     @torch.inference_mode()
     def run(tiles: np.ndarray) -> np.ndarray:
         batch = torch.from_numpy(tiles).to(torch_device)
-        with torch.autocast(
-            torch_device.type, dtype=torch.float16, enabled=torch_device.type == "cuda"
-        ):
+        if cpu_bf16:
+            return generator(batch.to(torch.bfloat16)).float().numpy()
+        with torch.autocast(torch_device.type, dtype=half, enabled=torch_device.type == "cuda"):
             out = generator(batch)
         return out.float().cpu().numpy()
 
@@ -68,7 +82,9 @@ def load_onnx(path: Path) -> tuple[TileFn, ModelCard]:
     return run, ModelCard.from_dict(json.loads(meta["lowlight.card"]), str(path))
 
 
-def load_model(location: str | Path, device: str = "auto") -> tuple[TileFn, ModelCard]:
+def load_model(
+    location: str | Path, device: str = "auto", precision: str = "float32"
+) -> tuple[TileFn, ModelCard]:
     """A models folder, a ``.onnx`` file (or, with the registry, a ``models:/`` URI)."""
     text = str(location)
     if text.startswith("models:/"):
@@ -78,16 +94,16 @@ def load_model(location: str | Path, device: str = "auto") -> tuple[TileFn, Mode
         if not path.exists():
             raise ModelLoadError(f"{path}: ONNX file not found")
         return load_onnx(path)
-    return load_torch(path, device)
+    return load_torch(path, device, precision)
 
 
 def load_default(
-    location: str | Path | None, model_name: str, device: str = "auto"
+    location: str | Path | None, model_name: str, device: str = "auto", precision: str = "float32"
 ) -> tuple[TileFn, ModelCard, str]:
     """``location``, or else the registry's champion of ``model_name``, or else the model
     shipped with lowlight; (tile function, card, what was used)."""
     if location:
-        return *load_model(location, device), str(location)
+        return *load_model(location, device, precision), str(location)
     from lowlight import card
 
     champion = f"models:/{model_name}@champion"
@@ -98,7 +114,7 @@ def load_default(
     except ModelLoadError as exc:
         log.info("no champion to use (%s); using the model shipped with lowlight", exc)
     shipped = card.shipped()
-    model, model_card = load_torch(shipped, device)
+    model, model_card = load_torch(shipped, device, precision)
     return model, model_card, f"shipped ({shipped})"
 
 
@@ -122,11 +138,12 @@ def from_unit(image: np.ndarray, dtype: np.dtype) -> np.ndarray:
 
 
 def enhance(
-    image: np.ndarray, model: TileFn, tile: int, overlap: int, batch: int = 4
+    image: np.ndarray, model: TileFn, tile: int, overlap: int, batch: int = 4, multiple: int = 1
 ) -> np.ndarray:
     """Enhance a whole image in float [0, 1] (clamped), tile by tile: HxWx3 RGB, or a packed
-    Bayer HxWx4 for a bayer model (then the tile and overlap are in packed pixels)."""
-    return np.clip(blend_tiles(image, model, tile, overlap, batch), 0.0, 1.0)
+    Bayer HxWx4 for a bayer model (then the tile and overlap are in packed pixels).
+    ``multiple``: the model card's; tiles start on it (``tiling.run_tiles``)."""
+    return np.clip(run_tiles(image, model, tile, overlap, batch, multiple), 0.0, 1.0)
 
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
@@ -201,7 +218,7 @@ def enhance_files(
                 what = "a folder, not a file" if path.is_dir() else "not found"
                 raise DatasetError(f"{path}: {what}")
             unit, dtype, flip, render = card.mode.load_photo(path, ratio, convert_cfg)
-            result = enhance(unit, model, infer.tile, infer.overlap, infer.batch)
+            result = enhance(unit, model, infer.tile, infer.overlap, infer.batch, card.multiple)
             result = card.mode.finish(result, render)
             result = np.ascontiguousarray(raw.upright(result, flip))  # as postprocess turns it
             target = out / name

@@ -33,12 +33,13 @@ class LowlightModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
         folder = Path(context.artifacts[ARTIFACT])
         self.infer = InferConfig(**json.loads((folder / "infer.json").read_text()))
-        self.tile_fn, self.card = load_torch(folder, self.infer.device)
+        self.tile_fn, self.card = load_torch(folder, self.infer.device, self.infer.precision)
 
     def predict(self, context, model_input: np.ndarray, params: dict | None = None) -> np.ndarray:
         mode = self.card.mode
         unit = mode.check_tensor(np.asarray(model_input))
-        result = enhance(unit, self.tile_fn, self.infer.tile, self.infer.overlap, self.infer.batch)
+        result = enhance(unit, self.tile_fn, self.infer.tile, self.infer.overlap, self.infer.batch,
+                         self.card.multiple)  # fmt: skip
         render = None
         if mode.renders:  # the file's white balance and colour matrix, as predict params
             params = {**DEFAULT_RENDER.to_dict(), **(params or {})}

@@ -107,12 +107,13 @@ class UNetGenerator(nn.Module):
             skip, index = skips.pop(), indices.pop()
             x = self.unpool(reduce(x), index, output_size=skip.shape[-2:])
             x = decoder(torch.cat([x, skip], dim=1))
-        x = self.head(x)
-        if not self.residual:
-            return x
-        if self.skip_weight is None:
-            return inputs + x
-        return F.pixel_shuffle(F.conv2d(inputs, self.skip_weight), self.scale) + x
+        conv, shuffle = self.head
+        x = conv(x)
+        if self.residual and self.skip_weight is None:
+            return inputs + shuffle(x)
+        if self.residual:  # add before the one pixel shuffle: the same sums, one copy less
+            x = x + F.conv2d(inputs, self.skip_weight)
+        return shuffle(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[-2:]

@@ -32,7 +32,8 @@ def run(
     if not files:
         raise DatasetError(f"no input files in {' '.join(inputs)}")
     with tracking.using(tracking.tracking_uri(mlflow_cfg)):
-        model, card, used = inference.load_default(model_location, model_name, infer.device)
+        model, card, used = inference.load_default(model_location, model_name, infer.device,
+                                                      infer.precision)  # fmt: skip
     done, failed = inference.enhance_files(files, model, card, Path(out), ratio, convert_cfg, infer)
     return {"model": used, "files": len(files), "enhanced": len(done), "failed": len(failed),
             "failed_files": failed, "out": str(out)}  # fmt: skip

@@ -31,11 +31,16 @@ def run(
     ]
     if not rows:
         raise DatasetError(f"{pairs_loc}: no test pairs to evaluate (after excluded scenes)")
-    model, card = inference.load_model(models_dir, infer.device)
+    model, card = inference.load_model(models_dir, infer.device, infer.precision)
     card.mode.check_pairs(rows, pairs_loc)
     methods = {name: BASELINES[name] for name in cfg.baselines}
     methods["model"] = partial(
-        inference.enhance, model=model, tile=infer.tile, overlap=infer.overlap, batch=infer.batch
+        inference.enhance,
+        model=model,
+        tile=infer.tile,
+        overlap=infer.overlap,
+        batch=infer.batch,
+        multiple=card.multiple,
     )
     out = Path(out)
     with storage.staged_dir(out / "grids") as grids_dir:
