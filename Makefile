@@ -71,7 +71,7 @@ test: install
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow"
 
-# Benchmarks write their sections of BENCHMARKS.md; inference needs the demo's model.
+# Benchmarks write their sections of BENCHMARKS.md; inference uses the demo's data (or pretrain/'s).
 bench: demo
 	$(BIN)/python bench/convert.py
 	$(BIN)/python bench/patches.py
