@@ -167,8 +167,8 @@ def main(argv: list[str]) -> int:
     p = benchlib.parser(__doc__)
     p.add_argument("--models", type=Path, default=card.shipped())
     pretrain = benchlib.ROOT / "pretrain"
-    p.add_argument("--run", type=Path,
-                   default=pretrain if (pretrain / "data/pairs.parquet").exists() else benchlib.ROOT,
+    run = pretrain if (pretrain / "data/pairs.parquet").exists() else benchlib.ROOT
+    p.add_argument("--run", type=Path, default=run,
                    help="a run folder with data/pairs.parquet and data/patches [default: "
                    "pretrain/ after make pretrain, else the demo's]")  # fmt: skip
     p.add_argument("--images", type=int, default=60, help="test images for the PSNR columns")
