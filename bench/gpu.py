@@ -165,8 +165,10 @@ def enhance_row(image: np.ndarray, precision: str, batch: int, infer: InferConfi
     """``inference.enhance`` (tiled, host image in, host image out) with the shipped model, as
     ``lowlight enhance`` runs it; the copies to and from the device are part of the time."""
     fn, model_card = inference.load_torch(card.shipped(), device.type, precision)
-    tiles = len(tiling.tile_grid(*image.shape[:2], infer.tile, infer.overlap,
-                                 model_card.multiple)[1])  # fmt: skip
+    overlap = infer.overlap
+    if overlap is None:  # the model's own
+        overlap = tiling.default_overlap(model_card.multiple)
+    tiles = len(tiling.tile_grid(*image.shape[:2], infer.tile, overlap, model_card.multiple)[1])
 
     def once() -> None:
         inference.enhance(image, fn, infer.tile, infer.overlap, batch, model_card.multiple)
@@ -298,7 +300,7 @@ def measure_frames(lat: Latency, frames: dict[str, tuple[int, int]], runs: int,
         image = rng.random((h, w, mode.channels), dtype=np.float32)
         for p in ("float32", "bfloat16"):
             for b in ENHANCE_BATCHES:
-                lat.add(frame, f"enhance (tile {infer.tile}, overlap {infer.overlap})", p, b,
+                lat.add(frame, f"enhance (tile {infer.tile}, default overlap)", p, b,
                         lambda image=image, p=p, b=b: enhance_row(image, p, b, infer, device,
                                                                   runs, warmup))  # fmt: skip
 

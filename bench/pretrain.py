@@ -48,7 +48,7 @@ def picture(path: Path, pair_id: str) -> None:
     fn, model_card = inference.load_model(card.shipped(), "cpu")
     mode = model_card.mode
     model_input, dark, bright = evaluation.load_pair(row, RUN / converted, mode, (256, 384))
-    out = inference.enhance(model_input, fn, 640, 160, 1, model_card.multiple)
+    out = inference.enhance(model_input, fn, 640, None, 1, model_card.multiple)
     model = mode.finish(out, evaluation.row_render(row))
     columns = [("dark input", evaluation.darken(dark, row["ratio"])),
                ("amplify+BM3D", baselines.amplify_bm3d(dark)), ("shipped model", model),

@@ -207,14 +207,19 @@ class TrainConfig(Section):
 
 class InferConfig(Section):
     tile: int = Field(640, ge=16, description="largest tile side for whole-image inference")
-    overlap: int = Field(160, ge=0, description="input pixels shared by neighbouring tiles")
+    overlap: int | None = Field(
+        None,
+        ge=0,
+        description="input pixels shared by neighbouring tiles (default: the "
+        "model's 12 x 2**depth)",
+    )
     batch: int = Field(1, ge=1, description="tiles per forward pass")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["float32", "bfloat16"] = "float32"
 
     @model_validator(mode="after")
     def _overlap_below_tile(self) -> InferConfig:
-        if self.overlap >= self.tile:
+        if self.overlap is not None and self.overlap >= self.tile:
             raise ValueError(f"overlap ({self.overlap}) must be smaller than tile ({self.tile})")
         return self
 

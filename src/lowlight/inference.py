@@ -138,7 +138,12 @@ def from_unit(image: np.ndarray, dtype: np.dtype) -> np.ndarray:
 
 
 def enhance(
-    image: np.ndarray, model: TileFn, tile: int, overlap: int, batch: int = 4, multiple: int = 1
+    image: np.ndarray,
+    model: TileFn,
+    tile: int,
+    overlap: int | None,
+    batch: int = 4,
+    multiple: int = 1,
 ) -> np.ndarray:
     """Enhance a whole image in float [0, 1] (clamped), tile by tile: HxWx3 RGB, or a packed
     Bayer HxWx4 for a bayer model (then the tile and overlap are in packed pixels).
