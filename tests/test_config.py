@@ -59,7 +59,7 @@ def test_size():
 
 DEMO_CHOICES = {
     "convert.format", "patch.size", "patch.stride", "patch.format", "model.input", "model.depth",
-    "model.residual", "train.lr", "train.lambda_adv", "train.init",
+    "model.width", "model.residual", "train.lr", "train.lambda_adv", "train.init",
 }  # fmt: skip
 
 
