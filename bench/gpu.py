@@ -165,10 +165,8 @@ def enhance_row(image: np.ndarray, precision: str, batch: int, infer: InferConfi
     """``inference.enhance`` (tiled, host image in, host image out) with the shipped model, as
     ``lowlight enhance`` runs it; the copies to and from the device are part of the time."""
     fn, model_card = inference.load_torch(card.shipped(), device.type, precision)
-    overlap = infer.overlap
-    if overlap is None:  # the model's own
-        overlap = tiling.default_overlap(model_card.multiple)
-    tiles = len(tiling.tile_grid(*image.shape[:2], infer.tile, overlap, model_card.multiple)[1])
+    grid = tiling.tile_grid(*image.shape[:2], infer.tile, infer.overlap, model_card.multiple)
+    tiles = len(grid[1])
 
     def once() -> None:
         inference.enhance(image, fn, infer.tile, infer.overlap, batch, model_card.multiple)

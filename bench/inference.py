@@ -79,7 +79,7 @@ def bare_fn(generator: torch.nn.Module, dtype: torch.dtype = torch.float32):
 
 
 def compiled_tiles(models: Path):
-    """torch.compile's tile function (inductor), and its compile seconds on one tile."""
+    """torch.compile's tile function (inductor); its first call compiles."""
     generator, _ = card.load_generator(models)
     compiled = torch.compile(generator)
 
@@ -181,7 +181,6 @@ def main(argv: list[str]) -> int:
     generator, _ = card.load_generator(args.models)
     bf16 = torch.ops.mkldnn._is_mkldnn_bf16_supported()
     multiple = model_card.multiple
-    overlap = default_overlap(multiple) if infer.overlap is None else infer.overlap
     with benchlib.scratch("inference", args.keep) as work:
         fp32_onnx, int8_onnx = work / "float32.onnx", work / "int8.onnx"
         export_onnx(args.models, fp32_onnx)
@@ -195,12 +194,12 @@ def main(argv: list[str]) -> int:
             tiles["torch bfloat16"] = load_torch(args.models, "cpu", "bfloat16")[0]
         start = time.perf_counter()
         tiles["torch.compile (inductor)"] = compiled_tiles(args.models)
-        (tile_h, tile_w), grid = tile_grid(height, width, infer.tile, overlap, multiple)
+        (tile_h, tile_w), grid = tile_grid(height, width, infer.tile, infer.overlap, multiple)
         probe = np.ascontiguousarray(frame[:tile_h, :tile_w].transpose(2, 0, 1))[None]
         tiles["torch.compile (inductor)"](probe)
         compile_s = time.perf_counter() - start
 
-        def tiled(fn, tile=infer.tile, overlap=overlap, batch=infer.batch):
+        def tiled(fn, tile=infer.tile, overlap=infer.overlap, batch=infer.batch):
             return lambda: enhance(frame, fn, tile, overlap, batch, multiple)
 
         runs = {"bare forward, float32": lambda: bare_fn(generator)(frame)}
@@ -259,7 +258,8 @@ def main(argv: list[str]) -> int:
         f"Timing: wall time of the whole call, best of {repeat} interleaved rounds; ms per raw "
         "megapixel. Bare forward: the network once over the whole frame. Tiled: "
         f"`lowlight.inference.enhance` with the `infer` defaults (tile {infer.tile}, overlap "
-        f"{overlap} = 12 x 2**depth, batch {infer.batch}): {len(grid)} tiles of {tile_w}x{tile_h}, "
+        f"{default_overlap(multiple)} = 12 x 2**depth, batch {infer.batch}): {len(grid)} tiles "
+        f"of {tile_w}x{tile_h}, "
         f"{grid_pixels:.2f}x the frame's pixels; each tile keeps what lies >= overlap/2 from its "
         "cut edges, tiles start on the network's pooling grid.",
         f"max diff: the largest difference from the bare float32 output, in 1/255 steps of the "

@@ -12,26 +12,19 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from lowlight.models.unet import conv_block  # SID's level: two 3x3 convolutions, LeakyReLU(0.2)
+
 WIDTHS = (32, 64, 128, 256, 512)
-
-
-def _block(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(cin, cout, 3, padding=1),
-        nn.LeakyReLU(0.2, inplace=True),
-        nn.Conv2d(cout, cout, 3, padding=1),
-        nn.LeakyReLU(0.2, inplace=True),
-    )
 
 
 class SidUNet(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         w = WIDTHS
-        self.down = nn.ModuleList(_block(4 if i == 0 else w[i - 1], w[i]) for i in range(5))
+        self.down = nn.ModuleList(conv_block(4 if i == 0 else w[i - 1], w[i]) for i in range(5))
         self.up = nn.ModuleList(nn.ConvTranspose2d(w[i + 1], w[i], 2, stride=2, bias=False)
                                 for i in reversed(range(4)))  # fmt: skip
-        self.merge = nn.ModuleList(_block(2 * w[i], w[i]) for i in reversed(range(4)))
+        self.merge = nn.ModuleList(conv_block(2 * w[i], w[i]) for i in reversed(range(4)))
         self.head = nn.Conv2d(w[0], 12, 1)
         self.pool = nn.MaxPool2d(2)
 

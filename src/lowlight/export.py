@@ -10,7 +10,7 @@ ranges calibrated on real dark patches of the patch stage, as onnxruntime's QLin
 QLinearLeakyRelu / QLinearConcat operators (the QOperator format, faster here than QDQ).
 The full-resolution layers (the first encoder level, the last decoder level, the head and the
 residual skip) stay float32: they carry linear camera values whose dark end 8 bits cannot hold
-(quantising them too cost 4.5 dB on the test images; keeping them float, 0.1 dB). Dynamic
+(quantising them too cost 4.5 dB on the test images; keeping them float, under 0.1 dB). Dynamic
 quantisation, what ``--int8`` did before, quantises each input at run time and was 5.5x slower
 than float32. BENCHMARKS.md, "inference", has the figures.
 """

@@ -49,10 +49,22 @@ def axis_plan(
     return tile, list(zip(starts, cuts, cuts[1:], strict=False))  # len(cuts) = count + 1
 
 
+CONTEXT = 12  # the default overlap, in multiples of the network's own (2**depth)
+
+
+def default_overlap(multiple: int) -> int:
+    """The overlap that makes tiles the whole-image pass: the U-Net's reach grows with
+    ``2**depth``; 12x it put the shipped models (depth 3 and 4) within 0.1/255 of the bare
+    pass, 8x left up to 1.5/255 (tests/test_tiling.py)."""
+    return CONTEXT * multiple
+
+
 def tile_grid(
-    height: int, width: int, tile: int, overlap: int, multiple: int = 1
+    height: int, width: int, tile: int, overlap: int | None, multiple: int = 1
 ) -> tuple[tuple[int, int], list[tuple[tuple[int, int, int], tuple[int, int, int]]]]:
-    """The tiles' (height, width) and every tile's (y plan, x plan), from ``axis_plan``."""
+    """The tiles' (height, width) and every tile's (y plan, x plan), from ``axis_plan``;
+    ``overlap`` None: ``default_overlap(multiple)``."""
+    overlap = default_overlap(multiple) if overlap is None else overlap
     if overlap >= tile:
         raise ValueError(f"overlap ({overlap}) must be smaller than the tile ({tile})")
     tile_h, ys = axis_plan(height, tile, overlap, multiple)
@@ -75,16 +87,6 @@ def _cut(chw: np.ndarray, y: int, x: int, h: int, w: int) -> np.ndarray:
     return part
 
 
-CONTEXT = 12  # the default overlap, in multiples of the network's own (2**depth)
-
-
-def default_overlap(multiple: int) -> int:
-    """The overlap that makes tiles the whole-image pass: the U-Net's reach grows with
-    ``2**depth``; 12x it put the shipped models (depth 3 and 4) within 0.1/255 of the bare
-    pass, 8x left up to 1.5/255 (tests/test_tiling.py)."""
-    return CONTEXT * multiple
-
-
 def run_tiles(
     image: np.ndarray,
     model: TileFn,
@@ -99,7 +101,6 @@ def run_tiles(
     an (s*H)x(s*W)xC' image. ``multiple``: the network's own (``2**depth``); tiles start on it.
     ``overlap`` None: ``default_overlap(multiple)``.
     """
-    overlap = default_overlap(multiple) if overlap is None else overlap
     height, width = image.shape[:2]
     (h, w), grid = tile_grid(height, width, tile, overlap, multiple)
     chw = np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32)
