@@ -165,7 +165,7 @@ def test_two_workers_give_identical_bytes(cli, sony, tmp_path):
     files = sorted(
         p.relative_to(tmp_path / "w1") for p in (tmp_path / "w1").rglob("*") if p.is_file()
     )
-    assert len(files) == 10  # 9 images + the manifest
+    assert len(files) == 11  # 9 images, the manifest and the output marker
     for rel in files:
         assert (tmp_path / "w1" / rel).read_bytes() == (tmp_path / "w2" / rel).read_bytes(), rel
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from lowlight import card, inference, shipping, stages
+from lowlight import card, inference, shipping, stages, storage
 from lowlight.config import (
     ConvertConfig,
     InferConfig,
@@ -39,7 +39,8 @@ def shipped(tiny_models, tmp_path, monkeypatch):
 
 def test_export_pretrained_writes_half_weights_a_card_and_its_readme(shipped, tiny_models):
     out = card.SHIPPED
-    assert sorted(p.name for p in out.iterdir()) == ["README.md", "generator.json", "generator.pt"]
+    files = sorted(p.name for p in out.iterdir())
+    assert files == [storage.MARKER, "README.md", "generator.json", "generator.pt"]
     assert 0 < shipped["bytes"] <= shipping.MAX_BYTES
     state = torch.load(out / "generator.pt", weights_only=True)
     assert all(v.dtype == torch.float16 for v in state.values() if v.is_floating_point())

@@ -5,23 +5,23 @@ from lowlight import storage
 
 def test_staged_dir_replaces_the_folder_only_on_success(tmp_path):
     dest = tmp_path / "out"
-    dest.mkdir()
-    (dest / "old.txt").write_text("previous")
+    with storage.staged_dir(dest) as staging:
+        (staging / "old.txt").write_text("previous")
     with storage.staged_dir(dest) as staging:
         (staging / "new.txt").write_text("fresh")
         assert (dest / "old.txt").exists()  # untouched while the stage works
-    assert [p.name for p in dest.iterdir()] == ["new.txt"]
-    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no staging folders left
+    assert sorted(p.name for p in dest.iterdir()) == [storage.MARKER, "new.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no staging folders or lock left
 
 
 def test_staged_dir_leaves_the_previous_folder_on_failure(tmp_path):
     dest = tmp_path / "out"
-    dest.mkdir()
-    (dest / "old.txt").write_text("previous")
+    with storage.staged_dir(dest) as staging:
+        (staging / "old.txt").write_text("previous")
     with pytest.raises(RuntimeError), storage.staged_dir(dest) as staging:
         (staging / "half.txt").write_text("half")
         raise RuntimeError("stage failed")
-    assert [p.name for p in dest.iterdir()] == ["old.txt"]
+    assert sorted(p.name for p in dest.iterdir()) == [storage.MARKER, "old.txt"]
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
 
 

@@ -28,6 +28,7 @@ DISCRIMINATOR = "discriminator.pt"
 SHIPPED = Path(__file__).with_name("pretrained")
 # what a deployed model needs (the discriminator only resumes adversarial training)
 MODEL_FILES = (WEIGHTS, CARD)
+KNOWN = (WEIGHTS, CARD, DISCRIMINATOR)  # a models folder's files (before output markers)
 
 
 class ModelLoadError(LowlightError):
@@ -203,7 +204,7 @@ def publish(
 
     from lowlight import storage
 
-    with storage.staged_dir(folder) as staging:
+    with storage.staged_dir(folder, known=KNOWN, stage="train") as staging:
         shutil.copy2(generator_weights, staging / WEIGHTS)
         card.save(staging)
         torch.save(discriminator, staging / DISCRIMINATOR)

@@ -34,3 +34,8 @@ class SidNameError(LowlightError):
 
 class DatasetError(LowlightError):
     """A dataset folder or manifest is missing, empty or inconsistent."""
+
+
+class OutputError(LowlightError):
+    """An output location cannot be written, or is not the stage's to replace (it is the input,
+    holds a user's files, or another run is writing it)."""

@@ -71,7 +71,9 @@ def ship(
     shipped = dataclasses.replace(trained, provenance=provenance)
     state = torch.load(card.weights(models_dir), map_location="cpu", weights_only=True)
     half = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
-    with storage.staged_dir(out) as staging:
+    with storage.staged_dir(
+        out, known=("README.md", *card.KNOWN), stage="export pretrained"
+    ) as staging:
         torch.save(half, staging / card.WEIGHTS)
         shipped.save(staging)
         (staging / "README.md").write_text(readme(shipped))

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pyarrow.fs as pafs
 
-from lowlight.errors import DatasetError
+from lowlight.errors import DatasetError, OutputError
 
 Location = str | Path
 COPY_CHUNK = 8 << 20  # bytes per read when copying from S3: whole RAW files never sit in memory
@@ -275,40 +275,195 @@ def stale_staging(dest: Path | str) -> list[Path]:
     return [p for p in found if p.is_dir() and not _owner_alive(p)]
 
 
+MARKER = ".lowlight-output.json"  # in an output folder: the stage that wrote it and its files
+
+
+def _real(loc: Location) -> str:
+    return str(loc).rstrip("/") if is_remote(loc) else os.path.realpath(loc)
+
+
+def check_apart(dest: Location, inputs: tuple[Location, ...]) -> None:
+    """Refuse an output that is, contains or lies inside one of the stage's inputs: replacing
+    it would delete the very files the stage reads (``convert DIR DIR``, ``convert photos .``).
+    """
+    out = _real(dest)
+    for source in (i for i in inputs if i is not None):
+        src = _real(source)
+        if out == src:
+            raise OutputError(f"{dest}: the output is the input {source}; choose another folder")
+        if src.startswith(out.rstrip("/") + "/") or out == "/":
+            raise OutputError(f"{dest}: the output folder contains the input {source}; "
+                              "choose a folder of its own")  # fmt: skip
+        if out.startswith(src.rstrip("/") + "/"):
+            raise OutputError(f"{dest}: the output lies inside the input {source}; "
+                              "choose a folder outside it")  # fmt: skip
+
+
+def _owned_files(folder: Path) -> set[str] | None:
+    """The files the marker says a stage wrote in ``folder``; None without a readable one."""
+    import json
+
+    try:
+        files = json.loads((folder / MARKER).read_text())["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return set(files) if isinstance(files, list) else None
+
+
+def foreign_files(dest: Path, known: tuple[str, ...] = ()) -> list[str]:
+    """Files in output folder ``dest`` that no lowlight stage wrote: those its marker does not
+    list. A folder without a marker (lowlight before markers, a DVC checkout of one) is taken as
+    the stage's when every file matches the stage's own name patterns ``known``."""
+    from fnmatch import fnmatchcase
+
+    files = [f for f in _walk(dest, []) if f != MARKER]
+    owned = _owned_files(dest)
+    if owned is not None:
+        return [f for f in files if f not in owned]
+    return [f for f in files if not any(fnmatchcase(f, pattern) for pattern in known)]
+
+
+def check_output(
+    dest: Location, inputs: tuple[Location, ...] = (), known: tuple[str, ...] = ()
+) -> None:
+    """Whether a stage may (re)place its output folder ``dest``: never onto its input, a file,
+    a mount point, or a folder holding files the stage did not write (they would be lost)."""
+    check_apart(dest, inputs)
+    if is_remote(dest):
+        return
+    dest = Path(dest)
+    if dest.is_symlink() or dest.exists() and not dest.is_dir():
+        kind = "a link" if dest.is_symlink() else "a file"
+        raise OutputError(f"{dest}: is {kind}, not a folder; lowlight writes a folder there")
+    if not dest.exists():
+        return
+    if os.path.ismount(dest):
+        raise OutputError(f"{dest}: is a mount point, which cannot be replaced as a whole; "
+                          "give a folder inside it")  # fmt: skip
+    foreign = foreign_files(dest, known)
+    if foreign:
+        more = f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
+        raise OutputError(
+            f"{dest}: holds files lowlight did not write ({', '.join(foreign[:3])}{more}); the "
+            "stage replaces its output folder as a whole, so move them or choose another folder"
+        )
+
+
+def write_marker(folder: Path, stage: str) -> None:
+    """Record what a stage wrote in ``folder`` (deterministic bytes: DVC hashes the folder)."""
+    import json
+
+    files = [f for f in _walk(folder, []) if f != MARKER]
+    body = json.dumps({"stage": stage, "files": files}, indent=0)
+    (folder / MARKER).write_text(body + "\n")
+
+
 @contextlib.contextmanager
-def staged_dir(dest: Path | str) -> Iterator[Path]:
+def locked(dest: Path) -> Iterator[None]:
+    """Hold ``dest``'s lock file (beside it, naming its owner) while a stage writes ``dest``; a
+    second writer is refused at once, naming the first. The kernel drops the lock when its
+    process dies, so a killed run never blocks the next one."""
+    import fcntl
+    import socket
+
+    lock = dest.with_name(f".{dest.name}.lock")
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = os.read(fd, 200).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise OutputError(f"{dest}: another lowlight run is writing it ({owner}; lock file "
+                              f"{lock}); wait for it to finish") from None  # fmt: skip
+        try:
+            same = os.fstat(fd).st_ino == os.stat(lock).st_ino
+        except FileNotFoundError:
+            same = False  # the previous holder removed it as we opened it: take the new one
+        if same:
+            break
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode())
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(lock)
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def output_errors(dest: Location) -> Iterator[None]:
+    """A folder that cannot be written (read-only, full, permissions) is one line naming it."""
+    try:
+        yield
+    except OSError as exc:
+        raise OutputError(f"{dest}: cannot write: {exc.strerror or exc}") from None
+
+
+@contextlib.contextmanager
+def staged_dir(
+    dest: Path | str,
+    inputs: tuple[Location, ...] = (),
+    known: tuple[str, ...] = (),
+    stage: str = "lowlight",
+) -> Iterator[Path]:
     """Yield a fresh folder beside ``dest``; it replaces ``dest`` only if the block succeeds.
 
     A failure leaves ``dest`` exactly as it was (what DVC's ``persist`` outputs rely on).
-    Staging folders that killed runs left beside ``dest`` are removed once the block ends (the
-    block may still reuse what they hold, see ``stale_staging``).
+    ``dest`` is refused up front if replacing it would lose anything the stage did not write
+    (see ``check_output``), and locked for the block: one writer at a time. Staging folders
+    that killed runs left beside ``dest`` are removed once the block ends (the block may still
+    reuse what they hold, see ``stale_staging``).
     """
     import socket
 
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    leftovers = stale_staging(dest)
-    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.staging-", dir=dest.parent))
-    os.chmod(staging, 0o777 & ~_UMASK)
-    owner = owner_file(staging)
-    owner.write_text(f"{socket.gethostname()} {os.getpid()}\n")
-    try:
-        yield staging
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    finally:
-        owner.unlink(missing_ok=True)
-        for folder in leftovers:
-            shutil.rmtree(folder, ignore_errors=True)
-            owner_file(folder).unlink(missing_ok=True)
+    check_output(dest, inputs, known)
+    with contextlib.ExitStack() as held:
+        with output_errors(dest):
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            held.enter_context(locked(dest))
+        check_output(dest, inputs, known)  # again, now that no other run can change it
+        with output_errors(dest):
+            leftovers = stale_staging(dest)
+            staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.staging-", dir=dest.parent))
+            os.chmod(staging, 0o777 & ~_UMASK)
+            owner = owner_file(staging)
+            owner.write_text(f"{socket.gethostname()} {os.getpid()}\n")
+        try:
+            yield staging
+            with output_errors(dest):
+                write_marker(staging, stage)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        finally:
+            owner.unlink(missing_ok=True)
+            for folder in leftovers:
+                shutil.rmtree(folder, ignore_errors=True)
+                owner_file(folder).unlink(missing_ok=True)
+        _swap(staging, dest)
+
+
+def _swap(staging: Path, dest: Path) -> None:
+    """Put the finished ``staging`` folder at ``dest`` (two renames); on failure ``dest`` is as
+    it was and no staging or old folder is left behind."""
     old = None
-    if dest.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old-", dir=dest.parent))
-        os.replace(dest, old / dest.name)
-    os.replace(staging, dest)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    try:
+        if dest.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old-", dir=dest.parent))
+            os.replace(dest, old / dest.name)
+        os.replace(staging, dest)
+    except OSError as exc:
+        if old is not None and (old / dest.name).exists() and not dest.exists():
+            os.replace(old / dest.name, dest)
+        shutil.rmtree(staging, ignore_errors=True)
+        raise OutputError(f"{dest}: cannot replace: {exc.strerror or exc}") from None
+    finally:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 @contextlib.contextmanager

@@ -325,7 +325,7 @@ def publish_reports(reports_dir: Path, work_dir: Path, progress: Progress) -> li
     attach to the MLflow run."""
     import shutil
 
-    with storage.staged_dir(reports_dir / "samples") as staging:
+    with storage.staged_dir(reports_dir / "samples", known=("*.png",), stage="train") as staging:
         for sample in sorted((work_dir / "samples").glob("*.png")):
             shutil.copy2(sample, staging / sample.name)
     history, curves = reports_dir / "train_history.csv", reports_dir / "train_curves.png"

@@ -11,6 +11,9 @@ from lowlight.config import ConvertConfig
 from lowlight.errors import DatasetError
 
 
+KNOWN = ("*.jpg", "*.png", "*.parquet")  # what convert writes: its output before markers
+
+
 def run(
     cfg: ConvertConfig,
     raw_dir: Path,
@@ -25,6 +28,11 @@ def run(
     ``mode`` (model.input) may add a file of its own per frame (bayer: the packed mosaic).
     """
     start = time.perf_counter()
+    in_place = shard is not None or storage.is_remote(out)
+    if in_place:  # shards of one conversion share ``out``: only never onto the input
+        storage.check_apart(out, (raw_dir,))
+    else:
+        storage.check_output(out, (raw_dir,), KNOWN)
     input_mode = modes.get(mode)
     jobs = conversion.plan_jobs(conversion.list_raw_files(raw_dir), cfg, input_mode)
     if shard is not None:
@@ -33,8 +41,6 @@ def run(
     # unchanged files are linked over: from the last output, or from what a killed run finished
     previous = {source: (row, out) for source, row in
                 conversion.previous_rows(storage.join(out, manifest)).items()}  # fmt: skip
-    # S3 objects appear one by one (each whole), as the patch stage's do
-    in_place = shard is not None or storage.is_remote(out)
     if storage.is_remote(out):
         salvage = []
     else:
@@ -42,7 +48,9 @@ def run(
     for folder in salvage:
         found = conversion.journal_rows(folder, manifest)
         previous.update({source: (row, folder) for source, row in found.items()})
-    with contextlib.nullcontext(out) if in_place else storage.staged_dir(out) as target:
+    # S3 objects appear one by one (each whole), as the patch stage's do
+    staged = storage.staged_dir(out, (raw_dir,), KNOWN, stage="convert")
+    with contextlib.nullcontext(out) if in_place else staged as target:
         journal = None
         if not storage.is_remote(target):
             journal = Path(target) / conversion.journal_name(manifest)
@@ -76,7 +84,7 @@ def merge(out: Path, shard_dirs: list[Path] | None = None) -> dict:
     """
     if not shard_dirs:
         return conversion.merge_manifests(out)
-    with storage.staged_dir(out) as staging:
+    with storage.staged_dir(out, tuple(shard_dirs), KNOWN, stage="convert") as staging:
         conversion.gather_shards([Path(d) for d in shard_dirs], staging)
         summary = conversion.merge_manifests(staging)
     return {**summary, "manifest": str(Path(out) / conversion.MANIFEST)}

@@ -43,7 +43,7 @@ def run(
         multiple=card.multiple,
     )
     out = Path(out)
-    with storage.staged_dir(out / "grids") as grids_dir:
+    with storage.staged_dir(out / "grids", known=("*.png",), stage="evaluate") as grids_dir:
         scores, grids = evaluation.score_pairs(rows, methods, converted, cfg, grids_dir, card.mode)
     summary = evaluation.summarize(scores)
     evaluation.write_evaluation(out, summary, scores, grids, card, cfg)

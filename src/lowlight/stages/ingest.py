@@ -15,7 +15,7 @@ def run(source: str, out: Path, repo: str | None = None, rev: str | None = None)
     the DVC-tracked git repository ``repo`` at revision ``rev`` (pulled from its DVC remote)."""
     out = Path(out)
     start = time.perf_counter()
-    with storage.staged_dir(out) as staging:
+    with storage.staged_dir(out, stage="ingest") as staging:
         if repo:
             storage.copy_from_dvc(repo, rev or None, source, staging)
         else:

@@ -9,6 +9,9 @@ from lowlight import modes, pairs, patches, storage
 from lowlight.config import PatchConfig
 
 
+KNOWN = ("train/part-*.parquet", "val/part-*.parquet")  # its output before markers
+
+
 def run(
     cfg: PatchConfig,
     pairs_loc: storage.Location,
@@ -23,6 +26,7 @@ def run(
     """
     table, converted = pairs.read_pairs(pairs_loc)
     images = images or converted
+    storage.check_output(out, (pairs_loc, images), KNOWN)
     input_mode = modes.get(mode)
     rows = sorted(table.to_pylist(), key=lambda r: r["pair_id"])
     input_mode.check_pairs([r for r in rows if r["split"] != "test"], pairs_loc)
@@ -32,7 +36,8 @@ def run(
     summary: dict = {}
     skipped: list[str] = []
     # A local output is built aside and swapped in at the end; S3 objects appear one by one.
-    staged = contextlib.nullcontext(out) if storage.is_remote(out) else storage.staged_dir(out)
+    staged = storage.staged_dir(out, (pairs_loc, images), KNOWN, stage="patch")
+    staged = contextlib.nullcontext(out) if storage.is_remote(out) else staged
     with staged as root:
         for split in ("train", "val"):
             split_rows = [r for r in rows if r["split"] == split]

@@ -12,13 +12,17 @@ from lowlight import synth as synthetic
 from lowlight.config import SynthConfig
 
 
+KNOWN = ("Sony/*", "Sony_*_list.txt")  # what synth writes: its output before markers
+
+
 def run(cfg: SynthConfig, out: Path, seed: int) -> dict:
     """Write ``out/Sony/{short,long}/*.dng`` and the three list files."""
+    storage.check_output(out, (cfg.photos,), KNOWN)  # before the photos load
     photos = synthetic.load_photos(Path(cfg.photos) if cfg.photos else None)
     rng = np.random.default_rng(seed)
     plans = synthetic.plan_scenes(cfg.scenes, len(photos), rng, cfg.procedural, cfg.profile)
     lines: dict[str, list[str]] = {split: [] for split in sid.SPLITS}
-    with storage.staged_dir(out) as staging:
+    with storage.staged_dir(out, (cfg.photos,), KNOWN, stage="synth") as staging:
         for plan in tqdm(plans, desc="synth", unit="scene"):
             photo = None if plan.procedural else photos[plan.photo][1]
             lines[plan.split] += synthetic.write_scene(

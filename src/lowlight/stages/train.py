@@ -33,6 +33,7 @@ def run(
 
     models_dir, reports_dir = Path(models_dir), Path(reports_dir)
     work_dir = Path(work_dir) if work_dir else models_dir.parent / "checkpoints" / models_dir.name
+    storage.check_output(models_dir, (patches_dir,), card.KNOWN)  # before hours of training
     spec, _ = patches.scan(storage.join(patches_dir, "train"))
     if spec.input != model_cfg.input:
         raise DatasetError(

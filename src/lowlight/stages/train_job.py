@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from lowlight import storage
+from lowlight import card, storage
 from lowlight.card import ModelCard
 from lowlight.config import MlflowConfig, ModelConfig, TrainConfig
 
@@ -35,9 +35,9 @@ def run(
     job = pytorchjob.JobSpec(**spec, params_yaml=yaml.safe_dump(sections))
     start = time.perf_counter()
     pytorchjob.run(pytorchjob.manifest(job), timeout_s)
-    with storage.staged_dir(models_dir) as staging:
+    with storage.staged_dir(models_dir, known=card.KNOWN, stage="train") as staging:
         storage.copy_tree(f"{job.output}/models", staging)
-    with storage.staged_dir(reports_dir) as staging:
+    with storage.staged_dir(reports_dir, stage="train") as staging:
         storage.copy_tree(f"{job.output}/reports", staging)
     model_card = ModelCard.load(models_dir)
     return {
