@@ -7,13 +7,16 @@ RAW data is, how many convert shards, how many GPUs). Credentials never travel a
 every step that talks to S3 or MLflow reads them from Kubernetes secrets (``cluster.SECRETS``).
 """
 
+from typing import Any
+
 from kfp import dsl, kubernetes
 from kfp.dsl import PipelineTask
 from kfp.dsl.graph_component import GraphComponent
+from pydantic import ConfigDict, Field
 
 from lowlight import cluster
 from lowlight import components as steps
-from lowlight.config import Params
+from lowlight.config import DataConfig, Params
 from lowlight.errors import ConfigError
 
 NAME = "lowlight"
@@ -33,23 +36,33 @@ RESOURCES = {
 }
 
 
+class Run(Params):
+    """params.yaml plus the cluster's own knobs: a run's parameters, validated as one by the
+    very models of params.yaml, so a bad ``--param`` is refused before anything runs."""
+
+    # a git revision or a node label may look like a number: it is still a string
+    model_config = ConfigDict(coerce_numbers_to_str=True)
+
+    source: str = Field(DataConfig().raw_dir, min_length=1, description="the RAW folder")
+    dvc_repo: str = ""
+    dvc_rev: str = ""
+    shards: int = Field(4, ge=1, description="convert tasks, at most one per RAW file")
+    gpus: int = Field(1, ge=0, description="GPUs per train pod; 0 = CPU only")
+    nodes: int = Field(2, ge=1, description="pods of the distributed PyTorchJob")
+    job_output: str = "s3://lowlight/jobs"
+    accelerator: str = cluster.ACCELERATOR
+    node_selector: dict[str, str] = {}
+    tolerations: list[dict[str, Any]] = []
+
+
+KNOBS = tuple(name for name in Run.model_fields if name not in Params.model_fields)
+
+
 def defaults(params: Params) -> dict:
     """The pipeline's parameters and their values from ``params`` (JSON types)."""
+    knobs = Run(source=params.data.raw_dir).model_dump(mode="json", include=set(KNOBS))
     values = {section: without_nulls(params, section) for section in SECTIONS}
-    return {
-        "source": params.data.raw_dir,
-        "dvc_repo": "",
-        "dvc_rev": "",
-        "shards": 4,
-        "gpus": 1,
-        "nodes": 2,
-        "job_output": "s3://lowlight/jobs",
-        "accelerator": cluster.ACCELERATOR,
-        "node_selector": {},
-        "tolerations": [],
-        "seed": params.seed,
-        **values,
-    }
+    return {**knobs, "seed": params.seed, **values}
 
 
 def without_nulls(params: Params, section: str) -> dict:
@@ -118,7 +131,7 @@ def build(params: Params, image: str = cluster.IMAGE, distributed: bool = False)
 
         with dsl.ParallelFor(items=ingest_task.outputs["Output"], name="shards") as shard:
             convert_task = steps.convert(
-                raw=raw, convert_params=convert, model_params=model, shard=shard, shards=shards
+                raw=raw, convert_params=convert, model_params=model, shard=shard
             )
             configure(convert_task, "convert", s3).set_retry(**RETRY)
 

@@ -10,9 +10,10 @@ import warnings
 from pathlib import Path
 
 import yaml
+from pydantic import ValidationError
 
 from lowlight import cluster
-from lowlight.config import Params, validate
+from lowlight.config import Params, describe, read_yaml, validate
 from lowlight.errors import ConfigError, LowlightError, scrub
 from lowlight.pipelines import pipeline
 
@@ -25,13 +26,16 @@ class PipelineError(LowlightError):
 
 def arguments(params: Params, overrides: list[str]) -> dict:
     """Pipeline arguments: ``params`` plus ``KEY=VALUE`` overrides (``train.epochs=50``,
-    ``source=s3://bucket/raw``); values are YAML, sections are validated like params.yaml."""
-    args = pipeline.defaults(params)
+    ``source=s3://bucket/raw``); values are YAML, and every one is validated (``pipeline.Run``,
+    params.yaml's models) before anything is compiled, submitted or run."""
+    full = params.model_dump(mode="json", by_alias=True)
+    # sections with their null keys, so that those take a value too (train.max_minutes=30)
+    args = {**pipeline.defaults(params), **{s: full[s] for s in pipeline.SECTIONS}}
     for item in overrides:
         key, sep, text = item.partition("=")
         if not sep:
             raise ConfigError(f"--param {item!r}: expected KEY=VALUE")
-        value = yaml.safe_load(text) if text else ""
+        value = read_yaml(text, f"--param {key}") if text else ""
         section, _, name = key.partition(".")
         if section not in args:
             raise ConfigError(f"--param {key}: unknown parameter; known: {', '.join(args)}")
@@ -41,9 +45,12 @@ def arguments(params: Params, overrides: list[str]) -> dict:
             args[section] = {**args[section], name: value}
         else:
             args[section] = value
-    sections = {s: args[s] for s in pipeline.SECTIONS}
-    checked = validate({**params.model_dump(mode="json", by_alias=True), **sections}, "--param")
-    return {**args, **{s: pipeline.without_nulls(checked, s) for s in sections}}
+    try:
+        run = pipeline.Run.model_validate({**full, **args})
+    except ValidationError as exc:
+        raise ConfigError(describe(exc, "--param")) from None
+    values = run.model_dump(mode="json", include={*pipeline.KNOBS, "seed"})
+    return {**values, **{s: pipeline.without_nulls(run, s) for s in pipeline.SECTIONS}}
 
 
 def compile_pipeline(
@@ -85,8 +92,9 @@ def run_local(params: Params, work: Path, overrides: list[str] = ()) -> dict:
 
     work = Path(work).resolve()
     synthetic = work / "synthetic"
-    stages.synth.run(params.synth, synthetic, params.seed)
+    # every --param is checked before anything is written or run
     args = arguments(params, [f"source={synthetic / 'Sony'}", "gpus=0", "shards=2", *overrides])
+    stages.synth.run(params.synth, synthetic, params.seed)
     local.init(
         runner=local.SubprocessRunner(use_venv=False),
         pipeline_root=str(work / "pipeline_root"),

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -92,3 +95,34 @@ def tiny_models(tiny_patches: Path) -> Path:
         seed=0,
     )
     return root / "models"
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` with its bytes: what a refused command must leave as it was."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def one_line_error(result, *words: str) -> str:
+    """The CLI failed with exit 1 and one error line holding ``words``, no traceback."""
+    text = result.output.strip()
+    assert result.exit_code == 1, text
+    assert "Traceback" not in text
+    line = " ".join(text.split())  # rich wraps long lines at the terminal's width
+    assert line.startswith("error:"), text
+    for word in words:
+        assert word in line, line
+    return line
+
+
+@contextlib.contextmanager
+def mounted(target: Path, *args: str) -> Iterator[Path]:
+    """A real mount at ``target`` for the block (root only; CI runs as root): a read-only bind
+    (``--bind -o ro SOURCE``) or a small tmpfs (``-t tmpfs -o size=512k tmpfs``)."""
+    target.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(["mount", *args, str(target)], capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.skip(f"mount not permitted here: {result.stderr.strip()}")
+    try:
+        yield target
+    finally:
+        subprocess.run(["umount", "-l", str(target)], check=False)

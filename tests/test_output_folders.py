@@ -3,7 +3,6 @@ and an output folder it cannot write is one line (real folders, mounts and proce
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -11,24 +10,11 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from lowlight import storage
-
-
-def snapshot(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
-
-
-def one_line_error(result, *words: str) -> None:
-    text = " ".join(result.output.split())
-    assert result.exit_code == 1, result.output
-    assert "Traceback" not in result.output and text.startswith("error:"), result.output
-    for word in words:
-        assert word in text, text
-
+from tests.conftest import mounted, one_line_error, snapshot, tiny_params_file
 
 # 1. never delete what the stage did not write ------------------------------------------------
 
@@ -85,8 +71,6 @@ def test_an_output_from_before_markers_is_still_the_stages(cli, sony, tmp_path):
 
 
 def test_synth_patch_and_train_keep_a_thesis_they_find(cli, tiny_patches, tmp_path):
-    from tests.conftest import tiny_params_file
-
     for name in ("synth", "patches", "models"):
         (tmp_path / name).mkdir()
         (tmp_path / name / "thesis.docx").write_bytes(b"chapter 1")
@@ -154,29 +138,16 @@ def test_a_killed_writers_lock_does_not_block_the_next_run(sony, tmp_path):
 # 8. a folder that cannot be written, or cannot be replaced, is one line -----------------------
 
 
-@contextlib.contextmanager
-def mounted(*args: str, target: Path):
-    """A real mount for the block (root only; CI runs as root)."""
-    target.mkdir(parents=True, exist_ok=True)
-    result = subprocess.run(["mount", *args, str(target)], capture_output=True, text=True)
-    if result.returncode != 0:
-        pytest.skip(f"mount not permitted here: {result.stderr.strip()}")
-    try:
-        yield target
-    finally:
-        subprocess.run(["umount", "-l", str(target)], check=False)
-
-
 def test_convert_into_a_read_only_folder_is_one_line(cli, sony, tmp_path):
     folder = tmp_path / "ro"
     folder.mkdir()
-    with mounted("--bind", "-o", "ro", str(folder), target=folder):
+    with mounted(folder, "--bind", "-o", "ro", str(folder)):
         one_line_error(cli("convert", sony / "Sony", folder / "conv"), "Read-only file system")
     assert list(folder.iterdir()) == []  # nothing half-made
 
 
 def test_convert_onto_a_mount_point_is_one_line_and_leaves_nothing(cli, sony, tmp_path):
-    with mounted("-t", "tmpfs", "-o", "size=4m", "tmpfs", target=tmp_path / "mnt") as mnt:
+    with mounted(tmp_path / "mnt", "-t", "tmpfs", "-o", "size=4m", "tmpfs") as mnt:
         one_line_error(cli("convert", sony / "Sony", mnt), "mount point")
         assert list(mnt.iterdir()) == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mnt", "raw"]  # no .staging-/.old-

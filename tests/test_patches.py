@@ -62,20 +62,20 @@ def test_patch_stage_skips_bad_pairs_and_counts(sony, tmp_path, caplog):
     p = Params()
     conv = tmp_path / "conv"
     stages.convert.run(p.convert, sony / "Sony", conv)
-    stages.pair.run(p.pair, conv, tmp_path / "pairs.parquet")
+    stages.pair.run(p.pair.model_copy(update={"select": "all"}), conv, tmp_path / "pairs.parquet")
     cfg = p.patch.model_copy(update={"size": 16, "stride": 8})
     good = stages.patch.run(cfg, tmp_path / "pairs.parquet", tmp_path / "p1", seed=0)
-    # 32x48 frames, 16/8 windows: 3 x 5 = 15 per pair; one train and one val pair
-    assert (good["train_patches"], good["val_patches"], good["skipped"]) == (15, 15, 0)
+    # 32x48 frames, 16/8 windows: 3 x 5 = 15 per pair; two train and two val pairs
+    assert (good["train_patches"], good["val_patches"], good["skipped"]) == (30, 30, 0)
 
-    (conv / "long/00001_00_10s.jpg").unlink()  # the train pair loses its bright image
+    (conv / "short/00001_00_0.1s.jpg").unlink()  # a train pair loses its dark image
     from lowlight.imageio import read_image, write_image
 
     val_dark = conv / "short/20001_00_0.1s.jpg"
     write_image(val_dark, read_image(val_dark)[:, :40].copy(), "jpeg")  # size mismatch
     bad = stages.patch.run(cfg, tmp_path / "pairs.parquet", tmp_path / "p2", seed=0)
-    assert (bad["train_patches"], bad["val_patches"], bad["skipped"]) == (0, 0, 2)
-    assert "00001_00_10s.jpg" in caplog.text and "00001_00_0.1s.jpg" in caplog.text
+    assert (bad["train_patches"], bad["val_patches"], bad["skipped"]) == (15, 15, 2)
+    assert "00001_00_0.1s.jpg: missing or unreadable image" in caplog.text
     assert "is 40x32 but" in caplog.text
 
 

@@ -8,7 +8,10 @@ export and the pyfunc model read it through here. Loading needs torch only for t
 from __future__ import annotations
 
 import json
+import pickle
+import re
 import shutil
+import zipfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -67,6 +70,10 @@ class ModelCard:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = CARD) -> ModelCard:
+        if not isinstance(data, dict):
+            kind = "null" if data is None else type(data).__name__
+            raise ModelLoadError(f"{source}: not a lowlight model card (a JSON {kind}, "
+                                 "not an object)")  # fmt: skip
         if "arguments" not in data:  # a card from before lowlight 0.1's typed card: one flat dict
             args = ("in_channels", "out_channels", "depth", "width", "scale", "residual")
             data = {**{k: v for k, v in data.items() if k not in args},
@@ -116,6 +123,8 @@ class ModelCard:
             data = json.loads(path.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ModelLoadError(f"{path}: not valid JSON ({exc})") from None
+        except OSError as exc:  # a folder of that name, no permission
+            raise ModelLoadError(f"{path}: cannot read: {exc.strerror or exc}") from None
         return cls.from_dict(data, str(path))
 
 
@@ -124,6 +133,10 @@ class ModelCard:
 ARGUMENT_LIMITS = {"in_channels": (1, 16), "out_channels": (1, 16), "depth": (1, 6),
                    "width": (4, 256), "scale": (1, 4)}  # fmt: skip
 ARCHITECTURES = ("UNetGenerator",)
+# The most parameters a card may ask for, whatever its arguments: each argument within its limits
+# can still ask for billions together (width 256 x depth 6: 7.4e9, ~30 GB to build). 150 million
+# (600 MB of float32) is 20x SID's U-Net (depth 4 x width 32: 7.2e6) and 600x the shipped model.
+MAX_PARAMETERS = 150_000_000
 
 
 def _integer(value: Any) -> bool:
@@ -171,26 +184,97 @@ def weights(folder: Path) -> Path:
     return path
 
 
-def load_generator(folder: Path) -> tuple[UNetGenerator, ModelCard]:
-    """The generator (on the CPU, in eval mode) and its card."""
+def _meta_generator(arguments: dict[str, Any]) -> torch.nn.Module:
+    """The generator ``arguments`` describe, built on torch's meta device: shapes, no memory."""
     import torch
 
     from lowlight.models import build_generator
 
+    with torch.device("meta"):
+        return build_generator(arguments)
+
+
+def parameter_count(arguments: dict[str, Any]) -> int:
+    """How many parameters the generator of a card's ``arguments`` has (nothing allocated)."""
+    return sum(p.numel() for p in _meta_generator(arguments).parameters())
+
+
+def load_weights(
+    path: Path, device: Any = "cpu", unreadable: str = "not a readable torch file"
+) -> Any:
+    """What a torch file holds, loaded as plain tensors only (``weights_only``) and mapped from
+    the file rather than read into memory; ModelLoadError in one line when it cannot be
+    (``unreadable`` says what the file should have been)."""
+    import torch
+
+    if not zipfile.is_zipfile(path):  # torch.save's format since torch 1.6 (what lowlight writes)
+        raise ModelLoadError(f"{path}: {unreadable} (not torch.save's zip format)")
+    try:
+        return torch.load(path, map_location=device, weights_only=True, mmap=True)
+    except pickle.UnpicklingError as exc:
+        # torch's own message goes on to suggest weights_only=False: never pass that on
+        if "Weights only load failed" not in str(exc):
+            raise ModelLoadError(f"{path}: {unreadable} (UnpicklingError)") from None
+        named = re.search(r"GLOBAL (\S+)", str(exc))
+        what = f" (it names {named.group(1)})" if named else ""
+        raise ModelLoadError(
+            f"{path}: refused: not a plain weights file; it holds Python objects that could run "
+            f"code when loaded{what}. Use weights written by lowlight from a source you trust"
+        ) from None
+    except Exception as exc:  # a truncated or foreign file: zip or torch errors
+        raise ModelLoadError(f"{path}: {unreadable} "
+                             f"({type(exc).__name__}: {str(exc)[:160]})") from None  # fmt: skip
+
+
+def _mismatch(state: Any, expected: dict[str, Any]) -> str:
+    """The first way ``state`` differs from the state dict ``expected`` (a meta model's), or ""."""
+    import torch
+
+    if not isinstance(state, dict):
+        return f"a {type(state).__name__}, not a state dict"
+    for key, tensor in expected.items():
+        found = state.get(key)
+        if not isinstance(found, torch.Tensor):
+            return f"no tensor {key}"
+        if found.shape != tensor.shape:
+            return f"{key} is {list(found.shape)}, {CARD} asks for {list(tensor.shape)}"
+        if not found.is_floating_point():
+            return f"{key} holds {found.dtype}, not floating point numbers"
+    extra = [key for key in state if key not in expected]
+    return f"unexpected tensor {str(extra[0])[:80]!r}" if extra else ""
+
+
+def load_state(folder: Path) -> tuple[dict[str, torch.Tensor], ModelCard]:
+    """A models folder's generator state dict and card, checked against each other before any
+    network is built: the card's parameter count is bounded (``MAX_PARAMETERS``) and every
+    tensor's name and shape must be the card's. Every loader of a models folder (inference,
+    evaluate, export, the pyfunc model, register, shipping) comes through here."""
     card = ModelCard.load(folder)
     path = weights(folder)
+    meta = _meta_generator(card.arguments)
+    count = sum(p.numel() for p in meta.parameters())
+    if count > MAX_PARAMETERS:
+        raise ModelLoadError(f"{Path(folder) / CARD}: asks for a generator of {count:,} "
+                             f"parameters, over the {MAX_PARAMETERS:,} lowlight loads")  # fmt: skip
+    state = load_weights(path, unreadable="not a readable generator state dict")
+    problem = _mismatch(state, meta.state_dict())
+    if problem:
+        raise ModelLoadError(f"{path}: weights do not match {CARD}'s architecture ({problem})")
+    return state, card
+
+
+def load_generator(folder: Path) -> tuple[UNetGenerator, ModelCard]:
+    """The generator (on the CPU, in eval mode) and its card, checked first (``load_state``)."""
+    from lowlight.models import build_generator
+
+    state, card = load_state(folder)
     generator = build_generator(card.arguments)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # a truncated or foreign file: pickle, zip or torch errors
-        raise ModelLoadError(f"{path}: not a readable generator state dict "
-                             f"({type(exc).__name__}: {str(exc)[:200]})") from None  # fmt: skip
     try:
         generator.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError) as exc:
         first = str(exc).strip().splitlines()
         raise ModelLoadError(
-            f"{path}: weights do not match {CARD}'s architecture "
+            f"{Path(folder) / WEIGHTS}: weights do not match {CARD}'s architecture "
             f"({first[1].strip() if len(first) > 1 else first[0]})"
         ) from None
     return generator.eval(), card
@@ -211,9 +295,9 @@ def publish(
 
 
 def copy_model(folder: Path, dest: Path) -> ModelCard:
-    """Copy what a deployed model needs (weights and card) into ``dest``; its card."""
-    card = ModelCard.load(folder)
-    weights(folder)
+    """Copy what a deployed model needs (weights and card) into ``dest``, checked loadable; its
+    card."""
+    _, card = load_state(folder)
     dest.mkdir(parents=True, exist_ok=True)
     for name in MODEL_FILES:
         shutil.copy2(Path(folder) / name, dest / name)

@@ -22,6 +22,7 @@ from rich.table import Table
 from lowlight import __version__, stages
 from lowlight.config import load_params, override
 from lowlight.errors import ConfigError, LowlightError, scrub
+from lowlight.redact import guard_output
 
 app = typer.Typer(
     help="Learning to see in the dark: RAW low-light photos -> clean images, as a pipeline.",
@@ -78,6 +79,7 @@ def main(
         bool, typer.Option("--version", callback=version_callback, is_eager=True)
     ] = False,
 ) -> None:
+    guard_output()  # MLflow prints its tracking URI, password included: never let it through
     root = logging.getLogger()
     for handler in list(root.handlers):  # left by an earlier in-process run (tests, notebooks)
         if getattr(getattr(handler, "stream", None), "closed", False):
@@ -278,16 +280,25 @@ def enhance(
     overlap: Annotated[int | None, typer.Option(help="input shared by neighbouring tiles")] = None,
     device: Annotated[str | None, typer.Option(help="auto | cpu | cuda")] = None,
     precision: Annotated[str | None, typer.Option(help="float32 | bfloat16")] = None,
+    fallback: Annotated[
+        str | None,
+        typer.Option(
+            help="'shipped': use the model shipped with lowlight when the registry you asked "
+            "for cannot be reached [default: stop with an error]"
+        ),
+    ] = None,
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:
     """Brighten and denoise your own dark photos with a trained model."""
     with user_errors():
+        if fallback not in (None, "shipped"):
+            raise ConfigError(f"--fallback can only be 'shipped', got {fallback!r}")
         p = load_params(params)
         infer = override(p.infer, "infer", tile=tile, overlap=overlap, device=device,
                          precision=precision)  # fmt: skip
         gain = parse_ratio(ratio)
         summary = stages.enhance.run(p.convert, infer, p.mlflow, model, inputs, out_dir, gain,
-                                     p.register_.model_name)  # fmt: skip
+                                     p.register_.model_name, fallback == "shipped")  # fmt: skip
         show("enhance", summary)
 
 

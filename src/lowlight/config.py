@@ -1,12 +1,15 @@
 """params.yaml, validated: one pydantic section per stage, mirroring the file key by key.
 
 Unknown or mistyped keys are errors that name the key and the file, so a typo never silently
-falls back to a default. Command-line flags override values with the same names.
+falls back to a default; so is a key given twice. Command-line flags override values with the
+same names. The file is read as a YAML node graph first, so an alias bomb is refused before it
+is built.
 """
 
 from __future__ import annotations
 
 import math
+import reprlib
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -25,6 +28,46 @@ from lowlight.errors import ConfigError, scrub
 from lowlight.sid import MAX_RATIO
 
 DEFAULT_PARAMS = Path("params.yaml")
+# Values that aliases (*name) may add to a file once expanded: far more than any params file
+# uses, far fewer than a "billion laughs" asks for (9**9 values from 300 bytes).
+ALIAS_BUDGET = 10_000
+# Characters of a value, key or message shown in an error line: enough to recognise it.
+SHOWN = 80
+MESSAGE = 500
+# Characters scrubbed beyond those shown: scrub's regex slows down on a huge string (100 kB: 13 s)
+# and a URL's user:password, which may straddle the cut, is shorter.
+SCRUB_SPARE = 1024
+
+
+class _ShortRepr(reprlib.Repr):
+    """repr that stops early (the offending input may be huge, and a full repr of it as large),
+    scrubbing credentials from each string before it is cut (a cut URL would hide them from
+    `scrub`)."""
+
+    def __init__(self) -> None:
+        super().__init__()  # 6 items of a list or mapping
+        self.maxlevel = 3
+        self.maxstring = self.maxother = self.maxlong = 3 * SHOWN  # its head: > SHOWN
+
+    def repr_str(self, x: str, level: int) -> str:
+        return super().repr_str(scrub(x[: SHOWN + SCRUB_SPARE]), level)
+
+
+_REPR = _ShortRepr()
+
+
+def shown(text: str, limit: int = SHOWN) -> str:
+    """``text`` for an error line: credentials scrubbed, and cut to its first ``limit``
+    characters and "..." (the line stays short)."""
+    head = scrub(text[: limit + SCRUB_SPARE])
+    if len(head) <= limit and len(text) <= limit + SCRUB_SPARE:
+        return head
+    return head[:limit] + "..."
+
+
+def number(value: float) -> str:
+    """A float as the user wrote it: 300.0001 stays 300.0001 (not :g's 300), 300.0 is 300."""
+    return repr(float(value)).removesuffix(".0")
 
 
 class Section(BaseModel):
@@ -95,10 +138,11 @@ def check_gain(value: float | str | None, max_ratio: float, what: str) -> float 
     if isinstance(value, str):
         raise ConfigError(f"{what} must be a number or 'auto', got {value!r}")
     if not math.isfinite(value) or value <= 0:
-        raise ConfigError(f"{what} must be a finite gain above 0, got {value:g}")
+        raise ConfigError(f"{what} must be a finite gain above 0, got {number(value)}")
     if value > max_ratio:
-        raise ConfigError(f"{what} {value:g} is above convert.max_ratio {max_ratio:g} (SID's cap); "
-                          "raise convert.max_ratio to allow it")  # fmt: skip
+        raise ConfigError(f"{what} {number(value)} is above convert.max_ratio "
+                          f"{number(max_ratio)} (SID's cap); raise convert.max_ratio to "
+                          "allow it")  # fmt: skip
     return value
 
 
@@ -289,16 +333,17 @@ class Params(Section):
     mlflow: MlflowConfig = MlflowConfig()
 
 
-def _describe(err: ValidationError, source: str) -> str:
+def describe(err: ValidationError, source: str) -> str:
     problems = []
     for item in err.errors():
         key = ".".join(str(p) for p in item["loc"])
+        key, msg = shown(key), shown(item["msg"], MESSAGE)
         if item["type"] == "extra_forbidden":
             problems.append(f"unknown key '{key}'")
         elif key:
-            problems.append(f"'{key}': {item['msg']} (got {scrub(repr(item.get('input')))})")
+            problems.append(f"'{key}': {msg} (got {shown(_REPR.repr(item.get('input')))})")
         else:
-            problems.append(item["msg"])
+            problems.append(msg)
     return f"{source}: " + "; ".join(problems)
 
 
@@ -309,13 +354,89 @@ def load_params(path: Path | str | None = None) -> Params:
         if path == DEFAULT_PARAMS:
             return Params()
         raise ConfigError(f"{path}: params file not found")
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a folder, not a params file")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        text = path.read_bytes()  # YAML's reader decodes it: a binary file is a YAML error
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the params file: {exc.strerror or exc}") from None
+    data = read_yaml(text, str(path)) or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of sections, got {type(data).__name__}")
     return validate(data, str(path))
+
+
+def read_yaml(text: str | bytes, source: str) -> Any:
+    """The YAML document in ``text``, built only after its node graph passed `check_nodes`."""
+    try:
+        loader = yaml.SafeLoader(text)  # decodes the text: a binary file fails here
+        try:
+            node = loader.get_single_node()
+            if node is None:
+                return None
+            check_nodes(node, source)
+            return loader.construct_document(node)
+        finally:
+            loader.dispose()
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML: {_yaml_problem(exc)}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: nested too deeply to be a params file") from None
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """PyYAML's multi-line message as one short line: the problem and where."""
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        problem, mark = shown(str(exc.problem), MESSAGE), exc.problem_mark
+        return f"{problem} (line {mark.line + 1}, column {mark.column + 1})"
+    return shown(" ".join(str(exc).split()), MESSAGE)
+
+
+def check_nodes(root: yaml.Node, source: str) -> None:
+    """Refuse what YAML would build silently: a mapping with a key twice (the last would win), an
+    alias inside itself, and aliases that expand the document by more than ALIAS_BUDGET values
+    (each alias is the whole anchored node again). The graph is as small as the file, and each
+    node's expanded size is counted once, so the check costs what reading the file does."""
+    sizes: dict[int, int] = {}  # id(node) -> values it stands for, expanded
+    inside: set[int] = set()  # nodes being counted: meeting one again is a cycle
+
+    def size(node: yaml.Node, where: str) -> int:
+        if id(node) in sizes:
+            return sizes[id(node)]
+        if id(node) in inside:
+            raise ConfigError(f"{source}: line {node.start_mark.line + 1}: an alias in "
+                              f"'{shown(where)}' refers to itself")  # fmt: skip
+        inside.add(id(node))
+        total = 1
+        if isinstance(node, yaml.SequenceNode):
+            total += sum(size(item, f"{where}.{i}") for i, item in enumerate(node.value))
+        elif isinstance(node, yaml.MappingNode):
+            _one_of_each_key(node, where, source)
+            for key, value in node.value:
+                name = key.value if isinstance(key, yaml.ScalarNode) else "?"
+                total += size(key, where) + size(value, f"{where}.{name}" if where else name)
+        inside.discard(id(node))
+        sizes[id(node)] = total
+        return total
+
+    if size(root, "") - len(sizes) > ALIAS_BUDGET:
+        raise ConfigError(f"{source}: its aliases (*name) expand it by more than "
+                          f"{ALIAS_BUDGET:,} values: refused unbuilt (an alias bomb?)")  # fmt: skip
+
+
+def _one_of_each_key(node: yaml.MappingNode, where: str, source: str) -> None:
+    """Each key of the mapping ``node`` once (a merge ``<<`` may be overridden: YAML's rule)."""
+    lines: dict[tuple[str, str], int] = {}
+    for key, _ in node.value:
+        if not isinstance(key, yaml.ScalarNode) or key.tag == "tag:yaml.org,2002:merge":
+            continue
+        line = key.start_mark.line + 1
+        if (key.tag, key.value) in lines:
+            name = shown(f"{where}.{key.value}" if where else key.value)
+            raise ConfigError(f"{source}: key '{name}' is given twice, on lines "
+                              f"{lines[key.tag, key.value]} and {line}; YAML would keep only "
+                              "the last: remove one")  # fmt: skip
+        lines[key.tag, key.value] = line
 
 
 def validate(data: dict, source: str) -> Params:
@@ -323,7 +444,7 @@ def validate(data: dict, source: str) -> Params:
     try:
         return Params.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, source)) from None
+        raise ConfigError(describe(exc, source)) from None
 
 
 def override(section: S, name: str, **flags: Any) -> S:
@@ -334,4 +455,4 @@ def override(section: S, name: str, **flags: Any) -> S:
     try:
         return type(section).model_validate({**section.model_dump(), **given})
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, f"command-line flags for '{name}'")) from None
+        raise ConfigError(describe(exc, f"command-line flags for '{name}'")) from None

@@ -29,6 +29,7 @@ from lowlight.config import ConvertConfig
 from lowlight.errors import DatasetError, LowlightError
 from lowlight.imageio import BITS, SUFFIX, write_image
 from lowlight.modes import InputMode
+from lowlight.pairs import read_parquet
 from lowlight.raw import RAW_SUFFIXES, decode
 from lowlight.sid import exposure_ratio, parse_name
 from lowlight.storage import Location, atomic_path
@@ -185,6 +186,7 @@ def convert_one(
     A file whose hash and settings match ``previous`` (its row in the manifest of
     ``previous_dir``, default ``out_dir``) is not decoded again: its output is linked over.
     Folders may be ``s3://`` URIs: a RAW object is streamed to a temp file while it converts.
+    An output that cannot be written is not the file's failure: ``OutputWriteError`` is raised.
     """
     previous_dir = previous_dir or out_dir
     row = {field.name: None for field in MANIFEST_SCHEMA}
@@ -192,11 +194,29 @@ def convert_one(
     try:
         with storage.local_file(storage.join(raw_dir, job.source)) as source:
             return _convert_file(source, out_dir, job, cfg, row, previous, previous_dir, mode)
+    except OutputWriteError:
+        raise
     except OSError as exc:
         return {**row, "status": "failed", "error": f"{job.source}: cannot read: {exc}"}
     except Exception as exc:  # whatever else goes wrong is this file's failure, not the batch's
         log.warning("%s: %s: %s", job.source, type(exc).__name__, exc)
         return {**row, "status": "failed", "error": f"{job.source}: {type(exc).__name__}: {exc}"}
+
+
+class OutputWriteError(OSError):
+    """An OSError writing a file's outputs. The output's fault, not the input's: a full disk
+    (ENOSPC, EDQUOT) or a read-only one (EROFS) fails every later file too, so it stops the
+    conversion instead of becoming a failed row."""
+
+
+@contextlib.contextmanager
+def writing() -> Iterator[None]:
+    """Any OSError in the block is an ``OutputWriteError`` (errno and words kept; it pickles
+    from a worker process)."""
+    try:
+        yield
+    except OSError as exc:
+        raise OutputWriteError(exc.errno, exc.strerror or str(exc)) from exc
 
 
 def _convert_file(
@@ -218,8 +238,9 @@ def _convert_file(
         and previous["settings"] == row["settings"]
         and all(storage.exists(storage.join(previous_dir, name)) for name in outputs)
     ):
-        for name in outputs:
-            reuse(storage.join(previous_dir, name), storage.join(out_dir, name))
+        with writing():
+            for name in outputs:
+                reuse(storage.join(previous_dir, name), storage.join(out_dir, name))
         return {**previous, "status": "ok", "error": None, "skipped": True}
     try:
         image, meta, gain = decode(
@@ -231,9 +252,10 @@ def _convert_file(
             max_gain=cfg.max_ratio,
             curve=cfg.curve,
         )
-        write_image(storage.join(out_dir, job.output), image, cfg.format, cfg.quality)
-        if job.input_file:
-            mode.write_input(source, storage.join(out_dir, job.input_file), gain)
+        with writing():
+            write_image(storage.join(out_dir, job.output), image, cfg.format, cfg.quality)
+            if job.input_file:
+                mode.write_input(source, storage.join(out_dir, job.input_file), gain)
     except LowlightError as exc:
         log.warning("%s", exc)
         return {**row, "status": "failed", "error": str(exc)}
@@ -265,7 +287,8 @@ def convert_jobs(
 
     ``previous``: an earlier row of a file and the folder holding its outputs (reused when
     unchanged). ``journal``: each finished row is appended there at once, so a run killed
-    midway leaves what it finished for the next one (``journal_rows``).
+    midway leaves what it finished for the next one (``journal_rows``). An output that cannot
+    be written (a full disk) stops the run: ``OutputWriteError``, an OSError.
     """
     work = partial(convert_one, raw_dir, out, mode=mode)
     args = [(job, cfg, *previous.get(job.source, (None, None))) for job in jobs]
@@ -280,17 +303,32 @@ def convert_jobs(
                 log_file.flush()
             return row
 
-        if cfg.workers > 1 and len(jobs) > 1:
+        workers = worker_count(cfg.workers, len(jobs))
+        if workers > 1:
             # spawn, not fork: LibRaw's OpenMP and OpenCV's thread pools deadlock in forked
             # children; one OpenMP thread per worker, or N workers x one thread per core
             # oversubscribe the CPU.
             spawn = multiprocessing.get_context("spawn")
             with (
                 single_threaded_children(),
-                ProcessPoolExecutor(max_workers=cfg.workers, mp_context=spawn) as pool,
+                ProcessPoolExecutor(max_workers=workers, mp_context=spawn) as pool,
             ):
-                return [record(r) for r in bar(pool.map(work, *zip(*args, strict=True)))]
+                try:
+                    return [record(r) for r in bar(pool.map(work, *zip(*args, strict=True)))]
+                except BaseException:
+                    pool.shutdown(cancel_futures=True)  # a full disk would fail them all
+                    raise
         return [record(work(*a)) for a in bar(args)]
+
+
+def worker_count(asked: int, files: int) -> int:
+    """``asked`` capped at the files and the cores, said in one line: more processes than
+    either only cost memory and start-up (``--workers 1000`` on 2 cores)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    workers = max(1, min(asked, files, cores or 1))
+    if workers < asked:
+        log.warning("%d workers asked: using %d (%d files, %d cores)", asked, workers, files, cores)
+    return workers
 
 
 def journal_name(manifest: str) -> str:
@@ -344,6 +382,11 @@ def write_manifest(path: Path, rows: list[dict], raw_dir: str) -> None:
 
 def read_manifest(converted_dir: Location) -> tuple[pa.Table, str]:
     """The converted folder's manifest (or its shard manifests combined) and its RAW folder."""
+    if not storage.is_dir(converted_dir):
+        if storage.exists(converted_dir):
+            raise DatasetError(f"{converted_dir}: is a file, not the converted folder (the one "
+                               f"`lowlight convert` wrote, holding {MANIFEST})")  # fmt: skip
+        raise DatasetError(f"{converted_dir}: converted folder not found; run `lowlight convert`")
     path = storage.join(converted_dir, MANIFEST)
     paths = [path] if storage.exists(path) else shard_manifests(converted_dir)
     if not paths:
@@ -354,8 +397,7 @@ def read_manifest(converted_dir: Location) -> tuple[pa.Table, str]:
 def read_manifest_parts(paths: list[Location]) -> tuple[pa.Table, str]:
     tables = []
     for part in paths:
-        fs, path = storage.resolve(part)
-        table = pq.read_table(path, filesystem=fs)
+        table = read_parquet(part)
         if table.schema.remove_metadata() != MANIFEST_SCHEMA:
             raise DatasetError(f"{part}: not a lowlight manifest (columns {table.column_names})")
         tables.append(table)

@@ -3,7 +3,9 @@
 import re
 
 # user:password@ (or a token@) after a URL scheme: what a message must never show
-_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
+# (a scheme starts where no scheme character stands before it: a long run of letters is tried
+# once, not from each of its positions, so scrubbing stays linear in the text's length)
+_CREDENTIALS = re.compile(r"(?<![a-zA-Z0-9+.-])(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
 
 
 def scrub(text: str) -> str:

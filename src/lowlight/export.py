@@ -25,7 +25,7 @@ import torch
 
 from lowlight import __version__, storage
 from lowlight.card import ModelCard, load_generator
-from lowlight.errors import DatasetError
+from lowlight.errors import DatasetError, OutputError
 
 CALIBRATION_PATCHES = 64  # dark patches whose activation ranges set the int8 scales
 
@@ -141,6 +141,8 @@ def export_onnx(
     from torch.export import Dim
 
     out = Path(out)
+    if out.is_dir():
+        raise OutputError(f"{out}: is a directory; name the .onnx file to write")
     generator, card = load_generator(models_dir)
     inputs = []
     if int8:  # read before anything is written: a bad folder fails first
@@ -151,7 +153,8 @@ def export_onnx(
     multiple = generator.multiple
     example = torch.rand(1, generator.config["in_channels"], 4 * multiple, 6 * multiple)
     shapes = ({0: Dim("batch"), 2: multiple * Dim("h"), 3: multiple * Dim("w")},)
-    with storage.atomic_path(out) as tmp:
+    # read-only, full, not permitted: one line, and the temp file goes (atomic_path)
+    with storage.output_errors(out), storage.atomic_path(out) as tmp:
         program = torch.onnx.export(
             _Body(generator).eval(),
             (example,),

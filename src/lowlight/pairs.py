@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import posixpath
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 
@@ -51,12 +53,14 @@ def write_pairs(
         pq.write_table(table, tmp, compression="zstd")
 
 
-def read_pairs(loc: storage.Location) -> tuple[pa.Table, str]:
-    """The pairs table and the converted folder its paths are relative to."""
+def read_pairs(
+    loc: storage.Location, images: storage.Location | None = None
+) -> tuple[pa.Table, storage.Location]:
+    """The pairs table and the folder its paths are relative to: ``images`` when given, else
+    the converted folder the file records (``recorded_folder``)."""
     if not storage.exists(loc):
         raise DatasetError(f"{loc}: pairs file not found; run `lowlight pair` first")
-    fs, path = storage.resolve(loc)
-    table = pq.read_table(path, filesystem=fs)
+    table = read_parquet(loc)
     if table.schema.remove_metadata() != PAIRS_SCHEMA:
         raise DatasetError(f"{loc}: not a lowlight pairs file (columns {table.column_names})")
     for column in PATH_COLUMNS:
@@ -64,10 +68,58 @@ def read_pairs(loc: storage.Location) -> tuple[pa.Table, str]:
             if value is not None and not inside(value):
                 raise DatasetError(f"{loc}: {column} path {value!r} leaves the converted folder "
                                    "(paths are relative to it, without '..')")  # fmt: skip
-    return table, (table.schema.metadata or {}).get(b"converted_dir", b"").decode()
+    for index, row in enumerate(table.select(list(REQUIRED)).to_pylist()):
+        for column, what in REQUIRED.items():
+            if row[column] is None:
+                pair = f"row {index + 1}" if row["pair_id"] is None else f"pair {row['pair_id']}"
+                raise DatasetError(f"{loc}: {pair}: its {what} is missing (null)")
+    if images:
+        return table, images
+    return table, recorded_folder(loc, (table.schema.metadata or {}).get(b"converted_dir", b""))
+
+
+# What every pairs row has (pair writes them all); the other columns may be null.
+REQUIRED = {"pair_id": "pair id", "scene_id": "scene id", "split": "split",
+            "dark": "dark image path", "bright": "bright image path", "ratio": "ratio"}  # fmt: skip
+
+
+def recorded_folder(loc: storage.Location, recorded: bytes) -> str:
+    """The converted folder pairs file ``loc`` records, refused when it lies outside both the
+    working directory and the pairs file's own folder: a pairs file from elsewhere may no more
+    send reads anywhere on the machine through it than through its paths (``inside``)."""
+    folder = recorded.decode(errors="replace")
+    where = _absolute(folder)
+    anchors = (_absolute(str(storage.parent(loc))), os.getcwd())
+    if not any(where == a or where.startswith(a.rstrip("/") + "/") for a in anchors if a != "/"):
+        raise DatasetError(
+            f"{loc}: its converted folder {folder!r} lies outside the working directory and the "
+            "pairs file's folder; name the converted folder (patch --images, evaluate CONVERTED)"
+        )
+    return folder
+
+
+def _absolute(loc: str) -> str:
+    """``loc`` absolute with '..' resolved, in words (no links followed): a URI stays a URI."""
+    if storage.is_remote(loc):
+        scheme, path = loc.split("://", 1)
+        return f"{scheme}://{posixpath.normpath('/' + path).lstrip('/')}"
+    return os.path.abspath(loc)
 
 
 PATH_COLUMNS = ("dark", "bright", "dark_packed")
+
+
+def read_parquet(loc: storage.Location) -> pa.Table:
+    """A whole Parquet file (manifest, pairs file); a damaged one is one line naming it."""
+    fs, path = storage.resolve(loc)
+    try:
+        return pq.read_table(path, filesystem=fs)
+    except (pa.ArrowException, OSError) as exc:
+        if isinstance(exc, OSError) and exc.errno is not None:  # the file system's, not Parquet's
+            raise DatasetError(f"{loc}: cannot read: {exc.strerror or exc}") from None
+        # pyarrow's words after "Could not open Parquet input source '<path>': ", first sentence
+        reason = str(exc).split("': ", 1)[-1].split(". ")[0].strip().rstrip(".:")
+        raise DatasetError(f"{loc}: not a Parquet file, or truncated ({reason})") from None
 
 
 def inside(path: str) -> bool:

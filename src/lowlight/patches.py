@@ -338,7 +338,7 @@ def write_split(
     mode: modes.InputMode,
 ) -> dict:
     """One split's parts under ``root/split``, replacing any stale ones; its counts and the
-    pairs that had to be skipped (logged, the others go on)."""
+    pairs that had to be skipped (logged, the others go on; all of them: an error)."""
     folder = storage.join(root, split)
     storage.make_dirs(folder)
     for stale in list_parts(folder):
@@ -355,6 +355,9 @@ def write_split(
             if spec.render:
                 render = RenderParams.from_dict(json.loads(row["bright_render"])).vector
             writer.add(row["pair_id"], row["scene_id"], row["ratio"], *windows, render=render)
+    if rows and len(skipped) == len(rows):  # empty patch folders would only fail in train
+        raise DatasetError(f"{images}: none of the {len(rows)} {split} pairs could be used; "
+                           f"first: {skipped[0]}")  # fmt: skip
     return {
         f"{split}_pairs": len(rows),
         f"{split}_patches": writer.rows,

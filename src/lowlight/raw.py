@@ -6,7 +6,9 @@ in): SID's code hard-coded them and broke for every other camera.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,7 +131,7 @@ def decode_packed(
     metadata renders its camera RGB (``lowlight.rendering``)."""
     offset = dark_offset(*_camera_name(path)) if gain != 1.0 else None
     try:
-        with rawpy.imread(str(path)) as raw:
+        with open_raw(path) as raw:
             mosaic = raw.raw_image_visible
             colors = raw.raw_colors_visible
             desc = raw.color_desc.decode()
@@ -146,6 +148,17 @@ def decode_packed(
     except (rawpy.LibRawError, rawpy.NotSupportedError, OSError, ValueError) as exc:
         raise RawDecodeError(f"{path}: cannot pack the Bayer mosaic ({_reason(exc)})") from exc
     return planes, float(gain), flip, render
+
+
+@contextlib.contextmanager
+def open_raw(path: Path) -> Iterator[rawpy.RawPy]:
+    """``path`` opened by LibRaw, refused at once when its sensor has one colour: LibRaw opens a
+    monochrome DNG, and every step after it (demosaic, packing, encoding) would fail on it in
+    its own internal words."""
+    with rawpy.imread(str(path)) as raw:
+        if raw.num_colors < 3:
+            raise RawDecodeError(f"{path}: monochrome sensor, not supported")
+        yield raw
 
 
 def preview_packed(planes: np.ndarray) -> np.ndarray:
@@ -224,8 +237,8 @@ def decode(
     camera, exif_iso = _camera_name(path)
     offset = dark_offset(camera, exif_iso) if gain != 1.0 else None
     try:
-        with rawpy.imread(str(path)) as raw:
-            if raw.raw_type != rawpy.RawType.Flat or raw.num_colors < 3:
+        with open_raw(path) as raw:
+            if raw.raw_type != rawpy.RawType.Flat:
                 log.debug("%s: non-Bayer layout (%s)", path, raw.raw_type)
             white = int(raw.white_level)
             black = _black_levels(raw) if gain != 1.0 else None

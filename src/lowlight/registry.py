@@ -12,8 +12,11 @@ import getpass
 import json
 import logging
 import os
+import threading
+import time
+import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 
 import mlflow
@@ -131,11 +134,7 @@ def history(
     """
     if holder is None:
         return []
-    raw = c.get_registered_model(name).tags.get(f"{TAG}{alias}.history", "")
-    try:
-        past = [str(v) for v in json.loads(raw)] if raw else []
-    except (ValueError, TypeError):
-        past = []
+    past = _recorded(c, name, alias)
     current = str(holder.version)
     if not past:
         before = holder.tags.get(f"{TAG}{alias}.previous", "")
@@ -143,29 +142,89 @@ def history(
     return past if past and past[-1] == current else [*past, current]
 
 
+def _recorded(c: mlflow.MlflowClient, name: str, alias: str) -> list[str]:
+    """The history tag as written (empty when absent or unreadable)."""
+    raw = c.get_registered_model(name).tags.get(f"{TAG}{alias}.history", "")
+    try:
+        return [str(v) for v in json.loads(raw)] if raw else []
+    except (ValueError, TypeError):
+        return []
+
+
 def promote(c: mlflow.MlflowClient, name: str, version: str, alias: str = CHAMPION) -> dict:
     """Move ``alias`` to ``version``, recording who, when and the previous holder."""
-    version = str(c.get_model_version(name, version).version)  # fails clearly when unknown
-    holder = alias_holder(c, name, alias)
-    if holder is not None and str(holder.version) == version:
-        raise RegistryError(f"'{name}' version {version} already holds '{alias}'")
-    return _move(c, name, version, alias, holder, [*history(c, name, alias, holder), version])
+    with promotion_lock(c, name, alias):
+        version = str(c.get_model_version(name, version).version)  # fails clearly when unknown
+        holder = alias_holder(c, name, alias)
+        if holder is not None and str(holder.version) == version:
+            raise RegistryError(f"'{name}' version {version} already holds '{alias}'")
+        past = history(c, name, alias, holder)
+        return _move(c, name, version, alias, holder, past, [*past, version])
 
 
 def rollback(c: mlflow.MlflowClient, name: str, alias: str = CHAMPION) -> dict:
     """Give ``alias`` back to the version that held it before the current holder; again and
     again, down the recorded history (not back and forth between the last two)."""
-    current = alias_holder(c, name, alias)
-    if current is None:
-        raise RegistryError(f"model '{name}' has no '{alias}' to roll back")
-    past = history(c, name, alias, current)
-    if len(past) < 2:
-        raise RegistryError(
-            f"'{name}' version {current.version} holds '{alias}' with no previous holder recorded"
-        )
-    result = _move(c, name, past[-2], alias, current, past[:-1])
-    c.set_model_version_tag(name, current.version, f"{TAG}{alias}.rolled_back_at", now())
-    return {**result, "rolled_back_from": str(current.version)}
+    with promotion_lock(c, name, alias):
+        current = alias_holder(c, name, alias)
+        if current is None:
+            raise RegistryError(f"model '{name}' has no '{alias}' to roll back")
+        past = history(c, name, alias, current)
+        if len(past) < 2:
+            raise RegistryError(f"'{name}' version {current.version} holds '{alias}' with no "
+                                "previous holder recorded")  # fmt: skip
+        result = _move(c, name, past[-2], alias, current, past, past[:-1])
+        c.set_model_version_tag(name, current.version, f"{TAG}{alias}.rolled_back_at", now())
+        return {**result, "rolled_back_from": str(current.version)}
+
+
+LOCK_WAIT, LOCK_STALE = 70.0, 60.0  # seconds; a promotion takes about one
+_held = threading.local()
+
+
+@contextmanager
+def promotion_lock(c: mlflow.MlflowClient, name: str, alias: str) -> Iterator[None]:
+    """Hold ``<name>.<alias>-lock`` for one promotion or rollback: MLflow has no compare-and-set
+    for aliases, but creating a registered model that exists fails atomically, so lowlight's
+    promotions of one alias run one after the other (each sees the last one's holder and
+    history) instead of racing. A lock older than ``LOCK_STALE`` (its process was killed) is
+    broken; one thread may nest promotions (a test simulating another process)."""
+    lock = f"{name}.{alias}-lock"
+    held = getattr(_held, "locks", set())
+    if lock in held:
+        yield
+        return
+    deadline, owner, waited = time.monotonic() + LOCK_WAIT, uuid.uuid4().hex, False
+    while True:
+        try:
+            stamp = {f"{TAG}lock.since": str(time.time()), f"{TAG}lock.owner": owner}
+            c.create_registered_model(lock, stamp, f"lowlight is moving '{alias}' of '{name}'")
+            break
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+        with suppress(MlflowException, ValueError):
+            tags = c.get_registered_model(lock).tags
+            if tags.get(f"{TAG}lock.owner") == owner:  # our create, retried by MLflow
+                break
+            if time.time() - float(tags.get(f"{TAG}lock.since", "0")) > LOCK_STALE:
+                c.delete_registered_model(lock)
+                continue
+        if time.monotonic() > deadline:
+            raise RegistryError(f"another promotion of '{alias}' of '{name}' holds the "
+                                f"registered model '{lock}'; retry in a minute")  # fmt: skip
+        if not waited:
+            log.info("waiting for another promotion of '%s' of '%s' (%s)", alias, name, lock)
+        waited = True
+        time.sleep(0.1)
+    _held.locks = held | {lock}
+    try:
+        yield
+    finally:
+        _held.locks = held
+        with suppress(MlflowException, OSError):  # ours only, never the next holder's
+            if c.get_registered_model(lock).tags.get(f"{TAG}lock.owner") == owner:
+                c.delete_registered_model(lock)
 
 
 def _move(
@@ -174,6 +233,7 @@ def _move(
     version: str,
     alias: str,
     holder: ModelVersion | None,
+    old_history: list[str],
     new_history: list[str],
 ) -> dict:
     """Move ``alias`` from ``holder`` to ``version``; then record the move.
@@ -181,7 +241,9 @@ def _move(
     MLflow has no compare-and-set for aliases: the holder is checked again right before the
     move and after it, so a concurrent promotion makes one of them fail with a clear error
     instead of both "succeeding". The audit tags are written only once the alias has moved: a
-    server that dies before leaves no record of a promotion that never happened.
+    server that dies before leaves no record of a promotion that never happened; a promotion
+    overtaken while it wrote them takes its record back (``_unrecord``), or a later rollback
+    would hand the alias to a version whose promotion failed.
     """
     replaced = str(holder.version) if holder else ""
     now_holder = alias_holder(c, name, alias)
@@ -191,6 +253,7 @@ def _move(
                             "concurrent promotion); nothing changed, look and retry")  # fmt: skip
     c.set_registered_model_alias(name, alias, version)
     _check_won(c, name, alias, version)
+    before = c.get_model_version(name, version).tags
     tags = {
         f"{TAG}{alias}.promoted_by": os.environ.get("USER") or getpass.getuser(),
         f"{TAG}{alias}.promoted_at": now(),
@@ -204,8 +267,34 @@ def _move(
         reason = str(exc).splitlines()[0][:200]
         raise RegistryError(f"'{alias}' of '{name}' is now version {version}, but its audit "
                             f"record was not written ({reason})") from None  # fmt: skip
-    _check_won(c, name, alias, version)
+    try:
+        _check_won(c, name, alias, version)
+    except RegistryError:
+        _unrecord(c, name, version, alias, {k: before.get(k) for k in tags},
+                  old_history, new_history[-100:])  # fmt: skip
+        raise
     return {"name": name, "alias": alias, "version": version, "previous": replaced}
+
+
+def _unrecord(
+    c: mlflow.MlflowClient,
+    name: str,
+    version: str,
+    alias: str,
+    old_tags: dict[str, str | None],
+    old_history: list[str],
+    written: list[str],
+) -> None:
+    """Take back the record of a move another promotion overtook: the version's tags as they
+    were, and the history as it was unless the winner has written its own since (``history``
+    then ends it with the real holder)."""
+    for key, value in old_tags.items():
+        if value is None:
+            c.delete_model_version_tag(name, version, key)
+        else:
+            c.set_model_version_tag(name, version, key, value)
+    if _recorded(c, name, alias) == written:
+        c.set_registered_model_tag(name, f"{TAG}{alias}.history", json.dumps(old_history[-100:]))
 
 
 def _check_won(c: mlflow.MlflowClient, name: str, alias: str, version: str) -> None:

@@ -46,7 +46,7 @@ def ship(
 
     from lowlight import tracking
 
-    trained = card.ModelCard.load(models_dir)
+    state, trained = card.load_state(models_dir)  # checked against its card
     metrics_path = Path(reports_dir) / "metrics.json"
     if not metrics_path.exists():
         raise DatasetError(f"{metrics_path}: not found; evaluate the model before shipping it")
@@ -69,7 +69,6 @@ def ship(
         "reproduce": command,
     }
     shipped = dataclasses.replace(trained, provenance=provenance)
-    state = torch.load(card.weights(models_dir), map_location="cpu", weights_only=True)
     half = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     with storage.staged_dir(
         out, known=("README.md", *card.KNOWN), stage="export pretrained"

@@ -13,16 +13,26 @@ import mlflow
 import yaml
 
 from lowlight.config import MlflowConfig, ModelConfig, TrainConfig
+from lowlight.errors import has_credentials
+from lowlight.redact import guard_output
 
 if TYPE_CHECKING:
     from lowlight.patches import PatchSpec
 
 
 def tracking_uri(cfg: MlflowConfig) -> str:
-    """``MLFLOW_TRACKING_URI`` wins over params; a local sqlite store's folder is created."""
+    """``MLFLOW_TRACKING_URI`` wins over params; a local sqlite store's folder is created.
+
+    A URI with credentials (only the environment may hold them) turns MLflow's "View run at:
+    <uri>" lines off and guards this process's output (``guard_output``): every caller of the
+    stages (the CLI, Kubeflow components, notebooks) would otherwise print the password.
+    """
     uri = os.environ.get("MLFLOW_TRACKING_URI") or cfg.tracking_uri
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    if has_credentials(uri):
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+        guard_output()
     return uri
 
 

@@ -279,11 +279,15 @@ def save_torch(obj: object, dest: Path) -> None:
 def read_checkpoint(path: Path, key: str, device: torch.device | str = "cpu") -> dict:
     """A checkpoint's state, checked: present, readable, and made with the same params and
     data as ``key`` (TrainError in one line otherwise)."""
+    from lowlight.card import ModelLoadError, load_weights
+
     if not path.exists():
         raise TrainError(f"{path}: no checkpoint to resume from; train without --resume")
     try:
-        state = torch.load(path, map_location=device, weights_only=True)
+        state = load_weights(path, device, "unreadable checkpoint")
         made_with = state["config_hash"]
+    except ModelLoadError as exc:  # not torch's file, or refused: it could run code
+        raise TrainError(f"{exc}; train without --resume to start over") from None
     except Exception as exc:  # truncated (a kill during a copy), or not a checkpoint at all
         reason = f"{type(exc).__name__}: {str(exc)[:160]}"
         raise TrainError(f"{path}: unreadable checkpoint ({reason}); "

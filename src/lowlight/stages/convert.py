@@ -10,7 +10,6 @@ from lowlight import conversion, modes, storage
 from lowlight.config import ConvertConfig
 from lowlight.errors import DatasetError
 
-
 KNOWN = ("*.jpg", "*.png", "*.parquet")  # what convert writes: its output before markers
 
 
@@ -50,7 +49,7 @@ def run(
         previous.update({source: (row, folder) for source, row in found.items()})
     # S3 objects appear one by one (each whole), as the patch stage's do
     staged = storage.staged_dir(out, (raw_dir,), KNOWN, stage="convert")
-    with contextlib.nullcontext(out) if in_place else staged as target:
+    with storage.output_errors(out), contextlib.nullcontext(out) if in_place else staged as target:
         journal = None
         if not storage.is_remote(target):
             journal = Path(target) / conversion.journal_name(manifest)

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
+import re
+from collections.abc import Iterator
 from pathlib import Path
 
 from lowlight import inference
+from lowlight.card import ModelCard
 from lowlight.config import ConvertConfig, InferConfig, MlflowConfig, check_gain
-from lowlight.errors import DatasetError
+from lowlight.errors import ConfigError, DatasetError, scrub
+from lowlight.tiling import TileFn
+
+log = logging.getLogger(__name__)
+
+OWN_SUFFIX = "_enhanced.png"  # what enhance writes: never read back as an input
 
 
 def run(
@@ -18,22 +29,116 @@ def run(
     out: Path,
     ratio: float | str = "auto",
     model_name: str = "lowlight",
+    fallback: bool = False,
 ) -> dict:
     """Enhance files, folders and globs: RAWs (amplified by ``ratio``) and images.
 
     Writes ``<stem>_enhanced.png``, 16-bit for RAW and 16-bit inputs; a bad file is reported
     and the others go on. No ``model_location``: the registry's champion of ``model_name`` when
-    there is one, else the model shipped with lowlight.
+    there is one, else the model shipped with lowlight. A registry that was asked for (a
+    ``models:/`` location, or a tracking URI set by the environment or params) and cannot be
+    reached stops the run, unless ``fallback`` allows the shipped model.
     """
-    from lowlight import tracking
-
     check_gain(ratio, convert_cfg.max_ratio, "--ratio")
-    files = inference.expand_inputs(inputs)
+    files = own_outputs_skipped(inference.expand_inputs(inputs), Path(out))
     if not files:
         raise DatasetError(f"no input files in {' '.join(inputs)}")
-    with tracking.using(tracking.tracking_uri(mlflow_cfg)):
-        model, card, used = inference.load_default(model_location, model_name, infer.device,
-                                                      infer.precision)  # fmt: skip
+    model, card, used = load(mlflow_cfg, model_location, model_name, infer, fallback)
+    check_tile(infer, card)
     done, failed = inference.enhance_files(files, model, card, Path(out), ratio, convert_cfg, infer)
     return {"model": used, "files": len(files), "enhanced": len(done), "failed": len(failed),
             "failed_files": failed, "out": str(out)}  # fmt: skip
+
+
+def own_outputs_skipped(files: list[Path], out: Path) -> list[Path]:
+    """``files`` without enhance's own results in ``out`` (an ``--out`` inside an input folder
+    would otherwise enhance them again on each run: x_enhanced_enhanced.png)."""
+    root = out.resolve()
+    own = [p for p in files if p.name.endswith(OWN_SUFFIX) and root in p.resolve().parents]
+    if own:
+        names = ", ".join(p.name for p in own[:5]) + (" ..." if len(own) > 5 else "")
+        log.warning("skipped %d of enhance's own outputs in %s: %s", len(own), out, names)
+    return [p for p in files if p not in own]
+
+
+def registry_asked(mlflow_cfg: MlflowConfig, model_location: str | None) -> bool:
+    """Did the user ask for the registry: ``--model models:/...``, or a tracking URI of their
+    own (the environment, or params other than the built-in local store)?"""
+    if model_location:
+        return model_location.startswith("models:/")
+    return bool(os.environ.get("MLFLOW_TRACKING_URI")) or (
+        mlflow_cfg.tracking_uri != MlflowConfig().tracking_uri
+    )
+
+
+def load(
+    mlflow_cfg: MlflowConfig,
+    model_location: str | None,
+    model_name: str,
+    infer: InferConfig,
+    fallback: bool,
+) -> tuple[TileFn, ModelCard, str]:
+    """The model, its card and what was used; the registry is probed first (seconds, not
+    MLflow's minutes of retries) so that a server that is down is said, never hidden."""
+    from mlflow.exceptions import MlflowException
+
+    from lowlight import card, registry, tracking
+
+    uri = tracking.tracking_uri(mlflow_cfg)
+    if not model_location or model_location.startswith("models:/"):
+        try:
+            with one_try():
+                registry.client(uri).search_registered_models(max_results=1)
+        except (MlflowException, OSError) as exc:
+            wanted = model_location or f"models:/{model_name}@champion"
+            reason = unreachable_reason(scrub(str(exc)))
+            if registry_asked(mlflow_cfg, model_location) and not fallback:
+                raise registry.RegistryError(
+                    f"the model registry at {scrub(uri)} cannot be reached ({reason}), so {wanted} "
+                    "cannot be loaded; start it, or pass --fallback shipped to use the model "
+                    "shipped with lowlight"
+                ) from None
+            shipped = card.shipped()
+            log.warning("the model registry at %s cannot be reached (%s): using the model "
+                        "shipped with lowlight, not %s", scrub(uri), reason, wanted)  # fmt: skip
+            model, model_card = inference.load_torch(shipped, infer.device, infer.precision)
+            return model, model_card, f"shipped ({shipped})"
+    with tracking.using(uri):
+        return inference.load_default(model_location, model_name, infer.device, infer.precision)
+
+
+RETRIES, TIMEOUT = "MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT"
+
+
+@contextlib.contextmanager
+def one_try() -> Iterator[None]:
+    """MLflow requests in the block are tried once, for 10 s at most: a probe, not a load."""
+    saved = {k: os.environ.get(k) for k in (RETRIES, TIMEOUT)}
+    os.environ.update({RETRIES: "0", TIMEOUT: "10"})
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def unreachable_reason(message: str) -> str:
+    """The OS's words (``Connection refused``) from MLflow's long request error, else its
+    start."""
+    errno = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", message)
+    return errno.group(1).strip() if errno else message.splitlines()[0][:160]
+
+
+def check_tile(infer: InferConfig, model_card: ModelCard) -> None:
+    """The tile against the overlap it will run with (the model's default when not given),
+    before any file: otherwise every file fails on its own, for the same reason."""
+    from lowlight import tiling
+
+    try:
+        tiling.tile_grid(1, 1, infer.tile, infer.overlap, model_card.multiple)
+    except ValueError as exc:
+        raise ConfigError(f"--tile {infer.tile}: {exc} (this model's default overlap is "
+                          f"{tiling.default_overlap(model_card.multiple)})") from None  # fmt: skip

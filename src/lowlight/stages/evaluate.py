@@ -22,8 +22,7 @@ def run(
     """Score the model and the baselines on the test split; write metrics, grids and report."""
     from lowlight.baselines import BASELINES
 
-    table, recorded = pairs.read_pairs(pairs_loc)
-    converted = converted or recorded
+    table, converted = pairs.read_pairs(pairs_loc, converted)
     rows = [
         r
         for r in sorted(table.to_pylist(), key=lambda r: r["pair_id"])

@@ -8,7 +8,6 @@ import hashlib
 from lowlight import modes, pairs, patches, storage
 from lowlight.config import PatchConfig
 
-
 KNOWN = ("train/part-*.parquet", "val/part-*.parquet")  # its output before markers
 
 
@@ -24,8 +23,7 @@ def run(
 
     Test pairs are not patched: evaluation uses whole images.
     """
-    table, converted = pairs.read_pairs(pairs_loc)
-    images = images or converted
+    table, images = pairs.read_pairs(pairs_loc, images)
     storage.check_output(out, (pairs_loc, images), KNOWN)
     input_mode = modes.get(mode)
     rows = sorted(table.to_pylist(), key=lambda r: r["pair_id"])

@@ -11,7 +11,6 @@ from lowlight import sid, storage
 from lowlight import synth as synthetic
 from lowlight.config import SynthConfig
 
-
 KNOWN = ("Sony/*", "Sony_*_list.txt")  # what synth writes: its output before markers
 
 
