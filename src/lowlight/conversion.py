@@ -454,17 +454,9 @@ def merge_manifests(converted_dir: Location) -> dict:
     return {"shards": len(parts), "files": table.num_rows, "manifest": str(manifest)}
 
 
-@contextlib.contextmanager
-def single_threaded_children() -> Iterator[None]:
+def single_threaded_children() -> contextlib.AbstractContextManager:
     """Processes started inside the block run their OpenMP / BLAS loops on one thread."""
+    from unittest import mock  # the standard library's scoped change of os.environ
+
     names = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-    saved = {name: os.environ.get(name) for name in names}
-    os.environ.update(dict.fromkeys(names, "1"))
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    return mock.patch.dict(os.environ, dict.fromkeys(names, "1"))

@@ -93,6 +93,7 @@ def test_full_pipeline_rerun_scope_and_remote_round_trip(tmp_path, s3_bucket, s3
     assert failed.returncode != 0 and "torch sees no CUDA device" in failed.stdout + failed.stderr
     assert {p: (repo / p).read_bytes() for p in before} == before
     assert sorted(p.name for p in (repo / "models").iterdir()) == [
+        ".lowlight-output.json",
         "discriminator.pt",
         "generator.json",
         "generator.pt",

@@ -9,17 +9,18 @@ from pathlib import Path
 
 import pytest
 
-from lowlight import stages
+from lowlight import stages, storage
 from lowlight.errors import DatasetError
 from tests.integration.test_dvc_pipeline import dvc, sh
 from tests.integration.test_s3_patches import upload_tree
 
 
 def digests(folder: Path) -> dict[str, str]:
+    """Each file's sha256 but ingest's output marker (``storage.MARKER``)."""
     return {
         p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(folder.rglob("*"))
-        if p.is_file()
+        if p.is_file() and p.name != storage.MARKER
     }
 
 

@@ -6,7 +6,6 @@ import contextlib
 import logging
 import os
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 from lowlight import inference
@@ -110,19 +109,11 @@ def load(
 RETRIES, TIMEOUT = "MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT"
 
 
-@contextlib.contextmanager
-def one_try() -> Iterator[None]:
+def one_try() -> contextlib.AbstractContextManager:
     """MLflow requests in the block are tried once, for 10 s at most: a probe, not a load."""
-    saved = {k: os.environ.get(k) for k in (RETRIES, TIMEOUT)}
-    os.environ.update({RETRIES: "0", TIMEOUT: "10"})
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    from unittest import mock
+
+    return mock.patch.dict(os.environ, {RETRIES: "0", TIMEOUT: "10"})
 
 
 def unreachable_reason(message: str) -> str:
