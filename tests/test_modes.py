@@ -97,7 +97,7 @@ def test_a_bayer_model_refuses_photos_and_pairs_without_mosaics(tmp_path):
 def test_an_rgb_model_decodes_a_raw_with_converts_tone_curve(sony):
     path = sony / "Sony/long/10001_00_10s.dng"
     rgb = modes.get("rgb")
-    bt709, dtype, flip, render = rgb.load_photo(path, 1.0, ConvertConfig(curve="bt709"))
+    bt709, dtype, flip, render, _ = rgb.load_photo(path, 1.0, ConvertConfig(curve="bt709"))
     srgb, *_ = rgb.load_photo(path, 1.0, ConvertConfig(curve="srgb"))
     assert dtype == np.uint16 and flip == 0 and render is None
     assert np.abs(bt709 - srgb).mean() > 0.005  # the curve reached LibRaw

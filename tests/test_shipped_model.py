@@ -56,7 +56,7 @@ def frames(tmp_path, matrix, neutral_tint=(1.0, 1.0), black=512, white=16383, ra
 
 def enhance(shipped, path, ratio):
     fn, model_card = shipped
-    unit, _, _, render = model_card.mode.load_photo(path, float(ratio), ConvertConfig())
+    unit, _, _, render, _ = model_card.mode.load_photo(path, float(ratio), ConvertConfig())
     return model_card.mode.finish(inference.enhance(unit, fn, 640, None, 1, model_card.multiple),
                                   render)  # fmt: skip
 

@@ -199,6 +199,29 @@ def output_names(files: list[Path]) -> list[Path]:
     return names
 
 
+def enhance_photo(
+    path: Path,
+    model: TileFn,
+    card: ModelCard,
+    ratio: float | str,
+    convert_cfg: ConvertConfig,
+    infer: InferConfig,
+) -> tuple[np.ndarray, float]:
+    """``path`` enhanced as a user sees it (upright, uint16 for RAW and 16-bit inputs) and the
+    gain applied: one code path for ``enhance`` and the registered model."""
+    from lowlight import raw
+
+    photo = card.mode.load_photo(path, ratio, convert_cfg)
+    result = enhance(photo.unit, model, infer.tile, infer.overlap, infer.batch, card.multiple)
+    result = card.mode.finish(result, photo.render)
+    result = np.ascontiguousarray(raw.upright(result, photo.flip))  # as postprocess turns it
+    return from_unit(result, photo.dtype), photo.gain
+
+
+def png_format(image: np.ndarray) -> str:
+    return "png16" if image.dtype == np.uint16 else "png"
+
+
 def enhance_files(
     files: list[Path],
     model: TileFn,
@@ -213,7 +236,7 @@ def enhance_files(
     reported, whatever went wrong, and the others go on."""
     from tqdm import tqdm
 
-    from lowlight import imageio, raw
+    from lowlight import imageio
 
     done, failed = [], []
     for path, name in tqdm(list(zip(files, output_names(files), strict=True)), desc="enhance",
@@ -222,13 +245,9 @@ def enhance_files(
             if not path.is_file():
                 what = "a folder, not a file" if path.is_dir() else "not found"
                 raise DatasetError(f"{path}: {what}")
-            unit, dtype, flip, render = card.mode.load_photo(path, ratio, convert_cfg)
-            result = enhance(unit, model, infer.tile, infer.overlap, infer.batch, card.multiple)
-            result = card.mode.finish(result, render)
-            result = np.ascontiguousarray(raw.upright(result, flip))  # as postprocess turns it
+            image, _ = enhance_photo(path, model, card, ratio, convert_cfg, infer)
             target = out / name
-            fmt = "png16" if dtype == np.uint16 else "png"
-            imageio.write_image(target, from_unit(result, dtype), fmt)
+            imageio.write_image(target, image, png_format(image))
             done.append(str(target))
         except LowlightError as exc:
             log.warning("%s", exc)

@@ -16,7 +16,7 @@ Importing this module is cheap (numpy only): file, Parquet and RAW code is impor
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, NamedTuple
 
 import numpy as np
 
@@ -32,6 +32,16 @@ if TYPE_CHECKING:
 def to_unit(image: np.ndarray) -> np.ndarray:
     """uint8/uint16 -> float32 in [0, 1]."""
     return image.astype(np.float32) / np.float32(np.iinfo(image.dtype).max)
+
+
+class Photo(NamedTuple):
+    """A user's file ready for the network: what ``InputMode.load_photo`` gives."""
+
+    unit: np.ndarray  # the model's float input
+    dtype: np.dtype  # of the image written back (uint16 for RAW and 16-bit inputs)
+    flip: int  # LibRaw's flip code: how to turn the result upright
+    render: RenderParams | None  # how the file's metadata renders camera RGB
+    gain: float  # the amplification applied (1.0 for an image)
 
 
 class InputMode:
@@ -129,11 +139,9 @@ class InputMode:
         """The model's input of an evaluation pair whose RGB dark frame is ``dark``."""
         return dark
 
-    def load_photo(
-        self, path: Path, ratio: float | str, cfg: ConvertConfig
-    ) -> tuple[np.ndarray, np.dtype, int, RenderParams | None]:
-        """A user's file as the model's float input, the output dtype, LibRaw's flip code and
-        how the file renders (None when the input is already an image)."""
+    def load_photo(self, path: Path, ratio: float | str, cfg: ConvertConfig) -> Photo:
+        """A user's file as the model's float input, the output dtype, LibRaw's flip code,
+        how the file renders (None when the input is already an image) and the gain applied."""
         raise NotImplementedError
 
     def finish(self, output: np.ndarray, render: RenderParams | None) -> np.ndarray:
@@ -161,19 +169,17 @@ class RgbMode(InputMode):
 
         return imageio.to_dtype(imageio.read_image(loc), dtype)
 
-    def load_photo(
-        self, path: Path, ratio: float | str, cfg: ConvertConfig
-    ) -> tuple[np.ndarray, np.dtype, int, RenderParams | None]:
+    def load_photo(self, path: Path, ratio: float | str, cfg: ConvertConfig) -> Photo:
         from lowlight import imageio, raw
 
         if path.suffix.lower() in raw.RAW_SUFFIXES:  # rendered as convert renders
-            image, _, _ = raw.decode(
+            image, _, gain = raw.decode(
                 path, ratio, half_size=cfg.half_size, bits=16, auto_target=cfg.auto_target,
                 max_gain=cfg.max_ratio, curve=cfg.curve,
             )  # fmt: skip
-            return to_unit(image), np.dtype(np.uint16), 0, None
+            return Photo(to_unit(image), np.dtype(np.uint16), 0, None, gain)
         image = imageio.read_image(path)
-        return to_unit(image), image.dtype, 0, None
+        return Photo(to_unit(image), image.dtype, 0, None, 1.0)
 
     def check_tensor(self, array: np.ndarray) -> np.ndarray:
         if array.ndim != 3 or array.shape[2] != 3 or array.dtype != np.uint8:
@@ -239,17 +245,15 @@ class BayerMode(InputMode):
 
         return to_unit(imageio.read_packed(storage.join(converted, row[self.dark_column])))
 
-    def load_photo(
-        self, path: Path, ratio: float | str, cfg: ConvertConfig
-    ) -> tuple[np.ndarray, np.dtype, int, RenderParams | None]:
+    def load_photo(self, path: Path, ratio: float | str, cfg: ConvertConfig) -> Photo:
         from lowlight import raw
 
         if path.suffix.lower() not in raw.RAW_SUFFIXES:
             raise DatasetError(f"{path}: a bayer model enhances RAW files only")
-        mosaic, _, flip, render = raw.decode_packed(
+        mosaic, gain, flip, render = raw.decode_packed(
             path, ratio, auto_target=cfg.auto_target, max_gain=cfg.max_ratio, curve=cfg.curve
         )
-        return mosaic, np.dtype(np.uint16), flip, render
+        return Photo(mosaic, np.dtype(np.uint16), flip, render, gain)
 
     def finish(self, output: np.ndarray, render: RenderParams | None) -> np.ndarray:
         from lowlight.rendering import render as render_image
