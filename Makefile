@@ -39,7 +39,7 @@ demo: install
 	@echo "  evaluation report:          reports/report.md  (metrics: reports/metrics.json, grids: reports/grids/)"
 	@echo "  enhanced test RAWs:         reports/enhanced/*_enhanced.png  (lowlight enhance)"
 	@echo "  registry:                   reports/registration.json; lowlight models list"
-	@$(BIN)/python -c "import json; r = json.load(open('reports/registration.json')); print(f\"  -> {r['name']} version {r['version']} {r['aliases']}: {r['gate_reason']}\"); print(f\"  load it: mlflow.pyfunc.load_model('models:/{r['name']}@{'champion' if 'champion' in r['aliases'] else r['aliases'][0]}').predict(image)\")"
+	@$(BIN)/python -c "import json; from lowlight.pyfunc import usage; r = json.load(open('reports/registration.json')); a = 'champion' if 'champion' in r['aliases'] else r['aliases'][0]; print(f\"  -> {r['name']} version {r['version']} {r['aliases']}: {r['gate_reason']}\"); print('  load it:', usage('models:/' + r['name'] + '@' + a))"
 	@echo "  MLflow runs:                sqlite:///mlruns/mlflow.db  (browse: .venv/bin/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db)"
 
 # The shipped model's recipe (pretrain/params.yaml): every stage inside pretrain/ (about an hour

@@ -126,3 +126,12 @@ def mounted(target: Path, *args: str) -> Iterator[Path]:
         yield target
     finally:
         subprocess.run(["umount", "-l", str(target)], check=False)
+
+
+def readme_block(start: str) -> str:
+    """The README's fenced code block that begins with ``start``, as written (tests run it)."""
+    text = (Path(__file__).parents[1] / "README.md").read_text()
+    blocks = [b.split("\n", 1)[1] for b in text.split("```")[1::2] if "\n" in b]
+    found = [b for b in blocks if b.startswith(start)]
+    assert len(found) == 1, f"README has {len(found)} blocks starting {start!r}"
+    return found[0]

@@ -7,12 +7,14 @@ import json
 
 import cv2
 import numpy as np
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import yaml
 
 from lowlight.card import ModelCard
 from lowlight.patches import scan
+from tests.conftest import readme_block
 from tests.test_bayer import write_camera_dng
 
 pytestmark = pytest.mark.slow
@@ -33,7 +35,7 @@ def test_bayer_mode_end_to_end(cli, tmp_path, monkeypatch):
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = f"sqlite:///{tmp_path / 'mlruns/mlflow.db'}"  # where README's example finds it
     params = {**TINY, "mlflow": {"tracking_uri": uri}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
 
@@ -84,12 +86,25 @@ def test_bayer_mode_end_to_end(cli, tmp_path, monkeypatch):
 
     run("register", "models", "reports")
     mlflow.set_tracking_uri(uri)
-    try:
+    try:  # README's example as written: a file's bytes in, the enhanced PNG's bytes out
+        (tmp_path / "data/synthetic").mkdir(parents=True)
+        (tmp_path / "data/synthetic/Sony").symlink_to(tmp_path / "raw/Sony")
+        exec(readme_block("import mlflow\nimport pandas"), {})
+        bright = cv2.imread("bright.png", cv2.IMREAD_UNCHANGED)
+        assert (
+            bright.dtype == np.uint16 and np.abs(bright.astype(int) - sid.astype(int)).max() <= 257
+        )
         model = mlflow.pyfunc.load_model("models:/lowlight@champion")
-        packed_input = np.random.default_rng(0).random((19, 27, 4), dtype=np.float32)
-        assert model.predict(packed_input).shape == (38, 54, 3)
-        with pytest.raises(Exception, match=r"expected shape \(-1, -1, 4\)"):
-            model.predict(np.zeros((8, 8, 3), np.uint8))
+        dng = (tmp_path / "raw/Sony/short/10001_00_0.1s.dng").read_bytes()
+        rows = model.predict(
+            pd.DataFrame({"image": [dng[:5000], b"", dng], "ratio": ["auto", None, "2"]})
+        )
+        assert rows["png"][0] == b"" and rows["error"][0].startswith("row 0: ")
+        assert rows["png"][1] == b"" and "row 1" in rows["error"][1]
+        assert rows["error"][2] == "" and rows["gain"][2] == 2.0
+        assert cv2.imdecode(
+            np.frombuffer(rows["png"][2], np.uint8), cv2.IMREAD_UNCHANGED
+        ).shape == (64, 96, 3)
     finally:
         mlflow.set_tracking_uri("")
         monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)

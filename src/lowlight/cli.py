@@ -313,14 +313,13 @@ def register(
     with user_errors():
         p = load_params(params)
         cfg = override(p.register_, "register", model_name=name)
-        result = stages.register.run(cfg, p.infer, p.mlflow, models_dir, reports)
+        result = stages.register.run(cfg, p.infer, p.mlflow, models_dir, reports, convert=p.convert)
         show("register", result)
-        out.print(
-            "load it: mlflow.pyfunc.load_model("
-            f"'models:/{result['name']}@{'champion' if result['gate_passed'] else 'challenger'}')"
-            ".predict(image)",
-            highlight=False,
-        )
+        from lowlight.pyfunc import usage
+
+        alias = "champion" if result["gate_passed"] else "challenger"
+        uri = f"models:/{result['name']}@{alias}"
+        out.print(f"load it: {usage(uri)}", highlight=False, soft_wrap=True)
 
 
 models_app = typer.Typer(help="The MLflow model registry: list, show, promote, roll back.")

@@ -55,8 +55,6 @@ class InputMode:
     # output's size, plus the network's correction (None: the input itself)
     skip: ClassVar[list[list[float]] | None] = None
     dark_column: ClassVar[str]  # pairs column naming the model's input file
-    # the pyfunc model's input tensor: dtype and channels (output: HxWx3 uint8 at scale x)
-    tensor_dtype: ClassVar[str]
     # the network restores linear camera RGB, which each file's metadata renders
     # (lowlight.rendering), in training before the loss and at inference
     renders: ClassVar[bool] = False
@@ -148,12 +146,8 @@ class InputMode:
         """The network's whole-image output as the image a user sees."""
         return output
 
-    def check_tensor(self, array: np.ndarray) -> np.ndarray:
-        """The pyfunc model's input checked and turned into the model's float input."""
-        raise NotImplementedError
-
-    def example(self, rng: np.random.Generator) -> np.ndarray:
-        """An input example for the registered model's signature."""
+    def example_file(self, rng: np.random.Generator, folder: Path) -> bytes:
+        """A small file of the kind the mode takes: the registered model's input example."""
         raise NotImplementedError
 
 
@@ -162,7 +156,6 @@ class RgbMode(InputMode):
     channels, scale = 3, 1
     augmentable = True
     dark_column = "dark"
-    tensor_dtype = "uint8"
 
     def read_input(self, loc: Location, dtype: str) -> np.ndarray:
         from lowlight import imageio
@@ -181,13 +174,10 @@ class RgbMode(InputMode):
         image = imageio.read_image(path)
         return Photo(to_unit(image), image.dtype, 0, None, 1.0)
 
-    def check_tensor(self, array: np.ndarray) -> np.ndarray:
-        if array.ndim != 3 or array.shape[2] != 3 or array.dtype != np.uint8:
-            raise ValueError(f"expected an HxWx3 uint8 image, got {array.dtype} {array.shape}")
-        return to_unit(array)
+    def example_file(self, rng: np.random.Generator, folder: Path) -> bytes:
+        from lowlight import imageio
 
-    def example(self, rng: np.random.Generator) -> np.ndarray:
-        return rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)
+        return imageio.encode(rng.integers(0, 64, (37, 53, 3), dtype=np.uint8), "png")
 
 
 class BayerMode(InputMode):
@@ -199,7 +189,6 @@ class BayerMode(InputMode):
     # a naive demosaic, camera R, mean G, B of each 2x2 block, under the correction
     skip = [[1.0, 0.0, 0.0, 0.0], [0.0, 0.5, 0.5, 0.0], [0.0, 0.0, 0.0, 1.0]]
     dark_column = "dark_packed"
-    tensor_dtype = "float32"
     renders = True
     SUFFIX = ".bayer.png"  # beside the RGB conversion
 
@@ -260,14 +249,13 @@ class BayerMode(InputMode):
 
         return render_image(output, render or RenderParams.neutral())
 
-    def check_tensor(self, array: np.ndarray) -> np.ndarray:
-        if array.ndim != 3 or array.shape[2] != 4 or array.dtype != np.float32:
-            raise ValueError(f"expected a packed Bayer HxWx4 float32 array (lowlight.raw."
-                             f"decode_packed), got {array.dtype} {array.shape}")  # fmt: skip
-        return array
+    def example_file(self, rng: np.random.Generator, folder: Path) -> bytes:
+        """A dark 38x54 RGGB DNG (a7S II levels) that LibRaw reads."""
+        from lowlight.dng import DngMeta, write_dng
 
-    def example(self, rng: np.random.Generator) -> np.ndarray:
-        return rng.random((19, 27, 4), dtype=np.float32)
+        mosaic = (512 + rng.poisson(40.0, (38, 54))).astype(np.uint16)
+        meta = DngMeta(512, 16383, (0.5, 1.0, 0.6), exposure=0.1, iso=3200)
+        return write_dng(folder / "example.dng", mosaic, meta).read_bytes()
 
 
 MODES: dict[str, InputMode] = {mode.name: mode for mode in (RgbMode(), BayerMode())}

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -30,7 +31,7 @@ def only(root: Path, pattern: str) -> Path:
 def test_run_local_registers_a_model_only_when_the_gate_passes(cli, tmp_path, monkeypatch):
     import mlflow
 
-    from lowlight import registry
+    from lowlight import imageio, registry
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
@@ -57,7 +58,8 @@ def test_run_local_registers_a_model_only_when_the_gate_passes(cli, tmp_path, mo
     try:
         model = mlflow.pyfunc.load_model("models:/lowlight@champion")
         image = np.random.default_rng(0).integers(0, 255, (21, 34, 3), dtype=np.uint8)
-        assert model.predict(image).shape == (21, 34, 3)
+        rows = model.predict(pd.DataFrame({"image": [imageio.encode(image, "png")]}))
+        assert imageio.decode_image(rows["png"][0]).shape == (21, 34, 3)
     finally:
         mlflow.set_tracking_uri("")
         monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)

@@ -6,9 +6,10 @@ import threading
 import boto3
 import mlflow
 import numpy as np
+import pandas as pd
 import pytest
 
-from lowlight import registry, stages
+from lowlight import imageio, registry, stages
 from lowlight.config import (
     EvaluateConfig,
     InferConfig,
@@ -84,8 +85,9 @@ def test_register_gate_idempotency_promote_rollback_and_load(tiny_patches, tmp_p
     mlflow.set_tracking_uri(backend.tracking_uri)
     model = mlflow.pyfunc.load_model(f"models:/{name}@champion")
     image = np.random.default_rng(0).integers(0, 256, (37, 53, 3), dtype=np.uint8)
-    out = model.predict(image)
-    assert out.shape == (37, 53, 3) and out.dtype == np.uint8
+    rows = model.predict(pd.DataFrame({"image": [imageio.encode(image, "png")]}))
+    assert rows["error"][0] == "" and rows["gain"][0] == 1.0
+    assert imageio.decode_image(rows["png"][0]).shape == (37, 53, 3)
 
 
 def test_cli_models_commands(tiny_patches, tmp_path, backend, cli, monkeypatch):

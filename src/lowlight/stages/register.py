@@ -7,7 +7,7 @@ from pathlib import Path
 
 from lowlight import storage
 from lowlight.card import ModelCard
-from lowlight.config import InferConfig, MlflowConfig, RegisterConfig
+from lowlight.config import ConvertConfig, InferConfig, MlflowConfig, RegisterConfig
 from lowlight.errors import DatasetError
 
 
@@ -18,11 +18,13 @@ def run(
     models_dir: Path,
     reports_dir: Path,
     out: Path | None = None,
+    convert: ConvertConfig | None = None,
 ) -> dict:
     """Log the generator as a pyfunc model under its training run, register it with lineage,
     make it ``challenger`` and, if it passes the gate, ``champion``.
 
-    The result goes to ``out`` (default ``reports_dir/registration.json``)."""
+    The result goes to ``out`` (default ``reports_dir/registration.json``); ``convert`` (how
+    RAW files are decoded, as ``enhance`` does) travels with the model."""
     import tempfile
 
     import mlflow
@@ -45,7 +47,7 @@ def run(
             run = c.get_run(run_id)
             tags = registry.lineage_tags(run, metrics, cfg.baseline, tracking.dvc_lock_hashes())
             with mlflow.start_run(run_id=run_id), tempfile.TemporaryDirectory() as staging:
-                info = pyfunc.log_generator(models_dir, infer, Path(staging))
+                info = pyfunc.log_generator(models_dir, infer, Path(staging), convert)
             version = mlflow.register_model(info.model_uri, name, tags=tags)
             c.update_model_version(name, version.version, description=card.describe())
         c.set_registered_model_alias(name, registry.CHALLENGER, version.version)
