@@ -78,6 +78,7 @@ bench: demo
 	$(BIN)/python bench/train.py
 	$(BIN)/python bench/inference.py
 	$(BIN)/python bench/scale.py
+	$(BIN)/python bench/serving.py
 	$(BIN)/python bench/gpu.py
 
 lint: install

@@ -152,6 +152,28 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(url: str, process: subprocess.Popen, timeout: float, log: Path) -> None:
+    """Until ``url`` answers (a server started by a benchmark); its log if it dies first."""
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{url}: exited with {process.returncode}: {log.read_text()}")
+        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=1):
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"{url}: no answer after {timeout} s: {log.read_text()}")
+
+
 def make_raws(root: Path, scenes: int, size: str, frames: int = 1) -> Path:
     """``stages.synth`` DNGs (seed 0) under ``root``; returns the SID-layout RAW folder."""
     from lowlight import stages

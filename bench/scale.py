@@ -8,7 +8,6 @@ and a paper estimate of the full SID Sony set on one 8-GPU node: the ``## scale`
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -32,12 +31,6 @@ SID_SHORT_FRAMES, SID_TRAIN_SHARE, SID_FRAME = 2697, 0.7, (2848, 4256)
 GPU_TFLOPS = 0.3 * 989  # an H100 SXM's dense fp16/bf16 tensor peak at 30 % utilisation
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def train(work: Path, patches: Path, processes: int, epochs: int) -> dict:
     """``lowlight train`` (under torchrun with ``processes``); patches per second of the epochs."""
     run = work / f"train-{processes}"
@@ -50,7 +43,7 @@ def train(work: Path, patches: Path, processes: int, epochs: int) -> dict:
     (run / "params.yaml").write_text(yaml.safe_dump(params))
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     launch = ["-m", "torch.distributed.run", f"--nproc_per_node={processes}",
-              f"--master_port={free_port()}"] if processes > 1 else []  # fmt: skip
+              f"--master_port={benchlib.free_port()}"] if processes > 1 else []  # fmt: skip
     command = [sys.executable, *launch, "-m", "lowlight.cli", "train", str(patches), "models"]
     benchlib.QUIET.wait()
     subprocess.run(command, cwd=run, env=env, check=True, capture_output=True)
@@ -85,7 +78,7 @@ def s3_versus_local(patches: Path) -> dict:
 
     from lowlight import storage
 
-    port = free_port()
+    port = benchlib.free_port()
     endpoint = f"http://127.0.0.1:{port}"  # moto_server below
     moto = str(Path(sys.executable).with_name("moto_server"))
     server = subprocess.Popen([moto, "-H", "127.0.0.1", "-p", str(port)],
