@@ -82,7 +82,8 @@ def main(argv: list[str]) -> None:
                 list(pool.map(lambda _: post(url, files), range(2 * CLIENTS)))
             throughput = 2 * CLIENTS / (time.perf_counter() - start)
         finally:
-            os.killpg(server.pid, signal.SIGTERM)
+            if server.poll() is None:
+                os.killpg(server.pid, signal.SIGTERM)
             server.wait(timeout=60)
     megapixels = frame_megapixels(size)
     lines = benchlib.header(

@@ -39,9 +39,7 @@ def test_mlflow_models_serve_answers_files_with_enhanced_pngs(tiny_models, sony,
     card = json.loads((models / "generator.json").read_text())
     import mlflow
 
-    mlflow.set_tracking_uri(store)
-    with mlflow.start_run() as run:
-        card["mlflow_run_id"] = run.info.run_id
+    card["mlflow_run_id"] = mlflow.MlflowClient(store).create_run("0").info.run_id  # Default
     (models / "generator.json").write_text(json.dumps(card))
     register = RegisterConfig(model_name="served", baseline_margin=-100.0)
     result = stages.register.run(register, INFER, backend, models, tmp_path / "reports")
@@ -75,7 +73,8 @@ def test_mlflow_models_serve_answers_files_with_enhanced_pngs(tiny_models, sony,
             assert response.status == 200
             rows = json.loads(response.read())["predictions"]
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
     assert [bool(r["error"]) for r in rows] == [False, True, False], rows
     assert rows[1]["error"].startswith("row 1: ") and not rows[1]["png"]
