@@ -104,7 +104,6 @@ def load_default(
     shipped with lowlight; (tile function, card, what was used)."""
     if location:
         return *load_model(location, device, precision), str(location)
-    from lowlight import card
 
     champion = f"models:/{model_name}@champion"
     try:
@@ -113,9 +112,15 @@ def load_default(
         return model, model_card, champion
     except ModelLoadError as exc:
         log.info("no champion to use (%s); using the model shipped with lowlight", exc)
+    return load_shipped(device, precision)
+
+
+def load_shipped(device: str = "auto", precision: str = "float32") -> tuple[TileFn, ModelCard, str]:
+    """The model shipped with lowlight; (tile function, card, what was used)."""
+    from lowlight import card
+
     shipped = card.shipped()
-    model, model_card = load_torch(shipped, device, precision)
-    return model, model_card, f"shipped ({shipped})"
+    return *load_torch(shipped, device, precision), f"shipped ({shipped})"
 
 
 def load_registered(uri: str) -> tuple[TileFn, ModelCard]:

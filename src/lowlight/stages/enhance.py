@@ -81,7 +81,7 @@ def load(
     MLflow's minutes of retries) so that a server that is down is said, never hidden."""
     from mlflow.exceptions import MlflowException
 
-    from lowlight import card, registry, tracking
+    from lowlight import registry, tracking
 
     uri = tracking.tracking_uri(mlflow_cfg)
     if not model_location or model_location.startswith("models:/"):
@@ -97,11 +97,9 @@ def load(
                     "cannot be loaded; start it, or pass --fallback shipped to use the model "
                     "shipped with lowlight"
                 ) from None
-            shipped = card.shipped()
             log.warning("the model registry at %s cannot be reached (%s): using the model "
                         "shipped with lowlight, not %s", scrub(uri), reason, wanted)  # fmt: skip
-            model, model_card = inference.load_torch(shipped, infer.device, infer.precision)
-            return model, model_card, f"shipped ({shipped})"
+            return inference.load_shipped(infer.device, infer.precision)
     with tracking.using(uri):
         return inference.load_default(model_location, model_name, infer.device, infer.precision)
 
