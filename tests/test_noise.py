@@ -25,7 +25,7 @@ def test_sony_profile_holds_elds_numbers():
     assert SONY.k_min == pytest.approx(0.09391607086816033)
     assert SONY.k_max == pytest.approx(6.010628535562261)
     assert SONY.tukey.slope == pytest.approx(0.46210495986526035)
-    assert len(SONY.tukey_lambdas) == 16 and len(SONY.color_bias) == 18
+    assert len(SONY.tukey_lambdas) == len(SONY.color_bias) == 18
     assert SONY.xyz_to_camera[0] == pytest.approx((0.5838, -0.1430, -0.0246))
     assert "ELD" in SONY.source and "noise_g_SonyA7S2.yaml" in SONY.source
     # PMN's calibration: K 1.53 at ISO 1600 and 6.12 at ISO 6400.
@@ -147,7 +147,9 @@ def test_frame_parameters_follow_the_profile_fits():
     assert scales.std() == pytest.approx(SONY.tukey.sigma, rel=0.05)
     rows = np.log([d.row_sigma for d in draws])
     assert rows.mean() == pytest.approx(0.5275360468633209 * math.log(gain) - 0.5917, abs=0.02)
-    assert {d.read_lambda for d in draws} == set(SONY.tukey_lambdas)
+    # one shape per K bin: 1.53 lies in bin 4 (0-based), one of ELD's two logistic (0.0) bins
+    assert SONY.k_bin(gain) == 4 and {d.read_lambda for d in draws} == {0.0}
+    assert noise.sample_frame_noise(SONY, SONY.k_max, rng).read_lambda == SONY.tukey_lambdas[-1]
     gaussian = noise.sample_frame_noise(SONY, gain, rng, "gaussian")
     assert gaussian.read == "gaussian" and gaussian.read_lambda == 0.0
     assert noise.read_variance(gaussian) == pytest.approx(gaussian.read_scale**2)
@@ -173,3 +175,26 @@ def test_frames_are_deterministic_and_clipped():
     b = noise.apply_noise(signal, frame_noise, np.random.default_rng(7), BLACK, WHITE)
     assert a.dtype == np.uint16 and np.array_equal(a, b)
     assert a.max() == WHITE and a.min() >= 0
+
+
+def test_tukey_shapes_are_elds_own_release_file():
+    """ELD's release file has 18 shapes, one per K bin like the colour bias; LED's YAML copy
+    dropped the two 0.0 entries (5th and 6th), shifting every later bin by two."""
+    led = [0.11428571428571421, 0.12857142857142856, 0.05714285714285716, 0.042857142857142816,
+           -0.04285714285714287, -0.05714285714285716, -0.08571428571428574, -0.08571428571428574,
+           -0.08571428571428574, -0.08571428571428574, -0.11428571428571432, -0.11428571428571432,
+           -0.14285714285714285, -0.12857142857142856, -0.14285714285714285, -0.14285714285714285]
+    assert list(SONY.tukey_lambdas) == led[:4] + [0.0, 0.0] + led[4:]
+    # the release file itself, where the checkout sits beside the project's shared references
+    reference = Path(__file__).resolve().parents[2] / "shared/reference/eld/SonyA7S2_params.npy"
+    if reference.exists():
+        eld = np.load(reference, allow_pickle=True).item()
+        assert list(SONY.tukey_lambdas) == [float(v) for v in eld["G_shape"]]
+        assert np.asarray(SONY.color_bias) == pytest.approx(np.asarray(eld["color_bias"]))
+
+
+def test_a_profile_whose_tables_disagree_on_bins_is_refused(tmp_path):
+    data = json.loads((Path(noise.__file__).parent / "profiles/SonyA7S2.json").read_text())
+    data["read_noise"]["tukey"]["lambda"] = data["read_noise"]["tukey"]["lambda"][:16]
+    with pytest.raises(ValueError, match="16 values, one per K bin like color_bias.table's 18"):
+        noise._parse_profile("cut", data)

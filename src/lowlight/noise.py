@@ -75,13 +75,21 @@ class NoiseProfile:
     def gain(self, iso: float) -> float:
         return iso * self.iso_k / self.iso_ref
 
-    def bias_at(self, gain: float) -> np.ndarray:
-        """The colour bias (R, G1, B, G2) of ``gain``'s K bin: equal bins over [k_min, k_max]
-        (ELD's release profile; LED indexes it the same way)."""
+    def k_bin(self, gain: float) -> int:
+        """``gain``'s row in the per-gain tables: equal bins over [k_min, k_max] (ELD's release
+        profile; LED indexes its colour bias the same way), clipped to the first and last."""
         rows = len(self.color_bias)
         width = (self.k_max - self.k_min) / rows
-        index = int(np.clip(math.floor((gain - self.k_min) / width), 0, rows - 1))
-        return np.asarray(self.color_bias[index], dtype=np.float64)
+        return int(np.clip(math.floor((gain - self.k_min) / width), 0, rows - 1))
+
+    def bias_at(self, gain: float) -> np.ndarray:
+        """The colour bias (R, G1, B, G2) of ``gain``'s K bin."""
+        return np.asarray(self.color_bias[self.k_bin(gain)], dtype=np.float64)
+
+    def lambda_at(self, gain: float) -> float:
+        """The Tukey-lambda shape of ``gain``'s K bin: ELD calibrates one shape per gain, in
+        the same bins as the colour bias (0.0 is the logistic distribution)."""
+        return self.tukey_lambdas[self.k_bin(gain)]
 
 
 @dataclass(frozen=True)
@@ -165,6 +173,9 @@ def _parse_profile(name: str, data: dict[str, Any]) -> NoiseProfile:
         raise ValueError(f"read_noise.tukey.lambda must be a non-empty list > -0.5, got {lambdas}")
     if not bias or any(len(row) != 4 for row in bias):
         raise ValueError("color_bias.table must be rows of 4 values (R, G1, B, G2)")
+    if len(lambdas) != len(bias):
+        raise ValueError(f"read_noise.tukey.lambda has {len(lambdas)} values, one per K bin "
+                         f"like color_bias.table's {len(bias)} rows")  # fmt: skip
     if len(matrix) != 3 or any(len(row) != 3 for row in matrix):
         raise ValueError("xyz_to_camera must be a 3x3 matrix")
     return profile
@@ -206,12 +217,12 @@ def sample_frame_noise(
     profile: NoiseProfile, gain: float, rng: np.random.Generator, read: ReadNoise = "tukey"
 ) -> FrameNoise:
     """One frame's noise parameters at system gain ``gain``: each log-linear fit with its own
-    N(0, sigma) draw, lambda drawn uniformly from the profile's table."""
+    N(0, sigma) draw, lambda that of the gain's bin."""
     if read not in READ_NOISE:
         raise ValueError(f"read noise must be one of {', '.join(READ_NOISE)}, got {read!r}")
     if read == "tukey":
         scale = profile.tukey.sample(gain, rng)
-        lam = float(profile.tukey_lambdas[int(rng.integers(len(profile.tukey_lambdas)))])
+        lam = profile.lambda_at(gain)
     else:
         scale, lam = profile.gaussian.sample(gain, rng), 0.0
     return FrameNoise(
