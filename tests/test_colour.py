@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import rawpy
 
-from lowlight import noise, synth
+from lowlight import colour, noise, synth
 from lowlight.colour import (
     SRGB_GAMMA,
     SRGB_TO_XYZ,
@@ -29,10 +29,11 @@ def test_sony_camera_sees_d65_white_with_green_one():
     assert to_camera.sum(axis=1)[1] == pytest.approx(1.0)
     # The a7S II under D65: raw R ~0.36 and B ~0.70 of G (multipliers ~2.77 and ~1.43).
     np.testing.assert_allclose(neutral, [0.3613, 1.0, 0.7007], atol=2e-3)
-    # Every scene illuminant keeps green the largest channel, so LibRaw scales nothing else.
+    # Every night light keeps green the largest channel, so LibRaw scales nothing else.
     for seed in range(50):
-        _, drawn = synth.scene_colour(SONY, np.random.default_rng(seed))
-        assert drawn[1] == 1.0 and drawn.max() == 1.0 and drawn.min() > 0.25
+        _, light = colour.draw_night_light(np.random.default_rng(seed), (2500, 7500), 0.2)
+        _, drawn = synth.scene_colour(SONY, light)
+        assert drawn[1] == 1.0 and drawn.max() == 1.0 and drawn.min() > 0.15
 
 
 def render(path) -> np.ndarray:
@@ -49,29 +50,31 @@ def render(path) -> np.ndarray:
 
 
 @pytest.mark.parametrize(
-    "srgb, seed",
+    "srgb, light, tolerance",
     [
-        ((0.5, 0.5, 0.5), None),
-        ((0.8, 0.45, 0.25), None),
-        ((0.2, 0.5, 0.7), 3),
-        ((0.6, 0.3, 0.6), 9),
+        ((0.5, 0.5, 0.5), None, 0.02),
+        ((0.8, 0.45, 0.25), None, 0.02),
+        # a grey stays grey under any light: white balance undoes the light
+        ((0.5, 0.5, 0.5), colour.planckian_xy(2500), 0.02),
+        ((0.5, 0.5, 0.5), colour.SODIUM_XY[0], 0.02),
+        # the light scales camera channels, white balance undoes it: colours come back
+        ((0.2, 0.5, 0.7), colour.planckian_xy(3000), 0.02),
+        ((0.6, 0.3, 0.6), colour.tinted_planckian_xy(6000, 0.006), 0.02),
     ],
 )
-def test_libraw_renders_the_scene_colour_back(tmp_path, srgb, seed):
+def test_libraw_renders_the_scene_colour_back(tmp_path, srgb, light, tolerance):
     scene = np.broadcast_to(np.asarray(srgb), (32, 48, 3))
-    to_camera, neutral = synth.scene_colour(
-        SONY, None if seed is None else np.random.default_rng(seed)
-    )
+    to_camera, neutral = synth.scene_colour(SONY, light)
     # Noise-free: the mean signal rounded; full range (no headroom) so raw 1 renders as 1.
     signal = synth.scene_signal(srgb_to_linear(scene), 1 / synth.LONG_HEADROOM, to_camera, SONY)
     raw = (np.round(signal) + SONY.black_level).astype(np.uint16)
     path = write_dng(tmp_path / "flat.dng", raw, synth.frame_meta(SONY, neutral, 10.0, 100))
-    colour = render(path)[4:-4, 4:-4].reshape(-1, 3).mean(axis=0)
-    np.testing.assert_allclose(colour, srgb, rtol=0.02)
+    rendered = render(path)[4:-4, 4:-4].reshape(-1, 3).mean(axis=0)
+    np.testing.assert_allclose(rendered, srgb, rtol=tolerance)
 
 
 def test_dng_carries_the_profile_matrix_and_neutral(tmp_path):
-    _, neutral = synth.scene_colour(SONY, np.random.default_rng(1))
+    _, neutral = synth.scene_colour(SONY, colour.planckian_xy(3200))
     raw = np.full((32, 48), 1000, np.uint16)
     path = write_dng(tmp_path / "meta.dng", raw, synth.frame_meta(SONY, neutral, 0.1, 1600))
     with rawpy.imread(str(path)) as image:

@@ -140,7 +140,9 @@ def test_written_scene_is_the_sony_with_its_own_noise_per_frame(tmp_path):
     dead_leaves = next(p for p in plans if p.procedural)
     photo = next(p for p in plans if p.split == "test")
     lines = synth.write_scene(tmp_path, dead_leaves, None, (32, 48), 2, seed=0)
-    assert len(lines) == 2 and f"ISO{dead_leaves.iso} F8" in lines[0]
+    assert len(lines) == 2 and f"ISO{dead_leaves.iso} F" in lines[0]
+    fnumber = float(lines[0].rsplit(" F", 1)[1])
+    assert 2.8 <= fnumber <= 11 and lines[1].endswith(f" F{fnumber:g}")  # one lens a scene
     images = [np.random.default_rng(0).uniform(0, 1, (40, 60, 3))]
     synth.write_scene(tmp_path, photo, images[0], (32, 48), 1, seed=0, read_noise="gaussian")
     shorts = sorted((tmp_path / "short").glob(f"{dead_leaves.scene_id}_*.dng"))

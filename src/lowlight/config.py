@@ -19,6 +19,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -109,6 +110,35 @@ class SynthConfig(Section):
     read_noise: Literal["tukey", "gaussian"] = Field(
         "tukey", description="read noise of the profile: ELD's Tukey-lambda or its Gaussian fit"
     )
+    # How scenes reach the sensor (lowlight.synth.Capture; the physics in lowlight.optics).
+    scale: tuple[float, float] = Field(
+        (1.5, 4.0), description="sensor pixels per photo pixel, drawn log-uniformly per scene"
+    )
+    fnumber: tuple[float, float] = Field((2.8, 11.0), description="f-stops drawn within")
+    defocus: tuple[float, float] = Field(
+        (0.0, 1.5), description="lens blur-disk radius in pixels, drawn uniformly"
+    )
+    shake: float = Field(0.0, ge=0, description="longest camera-shake motion in pixels; 0 = none")
+    cct: tuple[float, float] = Field(
+        (2500.0, 7500.0), description="blackbody lights in kelvin, drawn uniformly in mired"
+    )
+    sodium: float = Field(0.2, ge=0, le=1, description="share of scenes under sodium lamps")
+
+    @field_validator("scale", "fnumber", "defocus", "cct")
+    @classmethod
+    def _range(cls, value: tuple[float, float], info: ValidationInfo) -> tuple[float, float]:
+        low, high = value
+        bounds = {"scale": (0.5, 16.0), "fnumber": (1.0, 32.0), "defocus": (0.0, 10.0),
+                  "cct": (1667.0, 25000.0)}[info.field_name]  # fmt: skip
+        if not bounds[0] <= low <= high <= bounds[1]:
+            raise ValueError(f"need {bounds[0]:g} <= low <= high <= {bounds[1]:g}, got {value}")
+        return value
+
+    def capture(self) -> Any:
+        """The settings as ``lowlight.synth.Capture``."""
+        from lowlight.synth import Capture
+
+        return Capture(**self.model_dump(include=set(Capture.__dataclass_fields__)))
 
     @field_validator("size", mode="before")
     @classmethod

@@ -1,17 +1,19 @@
 """Synthetic SID-like data: scenes turned into noisy short / clean long Bayer exposures of a
 calibrated camera, by default SID's own Sony a7S II.
 
-A scene is a crop of a photo or a procedural dead-leaves image (``lowlight.scenes``), decoded
-to linear sRGB and mapped into the camera's raw RGB through its colour matrix (sRGB -> XYZ ->
-camera) under a per-scene illuminant; the DNGs carry that matrix and the matching as-shot
-neutral, so LibRaw renders the scene's colours back. Each scene draws a system gain K (and its
-ISO) from the noise profile (``lowlight.noise``: ELD's calibration) and each frame its own noise.
-Test and validation scenes come only from their own held-out photos; procedural scenes and the
-remaining photos are for training.
+A scene is a photo or a procedural dead-leaves image (``lowlight.scenes``) as a camera sees
+it: magnified onto the sensor's pixel grid and blurred by the lens and the pixel aperture in
+linear light (``lowlight.optics``), lit by a night-time light (a blackbody or a sodium lamp,
+``lowlight.colour``) and mapped into the camera's raw RGB through its colour matrix; the DNGs
+carry that matrix and the light's as-shot neutral, so LibRaw renders the scene's colours back.
+Each scene draws a system gain K (and its ISO) from the noise profile (``lowlight.noise``: ELD's
+calibration) and each frame its own noise. Test and validation scenes come only from their own
+held-out photos; procedural scenes and the remaining photos are for training.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +21,14 @@ from pathlib import Path
 import numpy as np
 
 from lowlight import noise as sensor
-from lowlight.colour import as_shot_neutral, srgb_to_camera, srgb_to_linear
+from lowlight import optics
+from lowlight.colour import (
+    as_shot_neutral,
+    draw_night_light,
+    lit_srgb_to_camera,
+    srgb_to_camera,
+    srgb_to_linear,
+)
 from lowlight.dng import DngMeta, write_dng
 from lowlight.errors import DatasetError
 from lowlight.scenes import dead_leaves
@@ -36,10 +45,19 @@ LONG_EXPOSURES = (10.0, 10.0, 10.0, 30.0)
 SHORT_EXPOSURES = (0.1, 0.04, 0.033, 0.1)
 # The D65 white lands at 90 % of the raw range in green in the long exposure.
 LONG_HEADROOM = 0.9
-# Per-scene illuminant: camera R and B scaled by log-uniform factors in this range (with the
-# matching as-shot neutral). Around the a7S II's D65 multipliers (R x2.77, B x1.43 from its
-# matrix) this spans R x2.2-3.5 and B x1.1-1.8, daylight to shade and warm light.
-ILLUMINANT_RANGE = (0.8, 1.25)
+
+
+@dataclass(frozen=True)
+class Capture:
+    """How a scene reaches the sensor (the synth section's camera settings; ``lowlight.optics``
+    and ``lowlight.colour`` cite the physics behind each range)."""
+
+    scale: tuple[float, float] = (1.5, 4.0)  # sensor pixels per photo pixel, log-uniform
+    fnumber: tuple[float, float] = (2.8, 11.0)  # f-stops drawn within
+    defocus: tuple[float, float] = (0.0, 1.5)  # blur-disk radius in pixels, uniform
+    shake: float = 0.0  # longest camera-shake motion in pixels; 0 = a tripod
+    cct: tuple[float, float] = (2500.0, 7500.0)  # blackbody lights, kelvin, uniform in mired
+    sodium: float = 0.2  # share of scenes under high-pressure sodium street lights
 
 
 def mosaic_rggb(rgb: np.ndarray) -> np.ndarray:
@@ -61,15 +79,15 @@ def mosaic(rgb: np.ndarray, cfa: str) -> np.ndarray:
 
 
 def scene_colour(
-    profile: sensor.NoiseProfile, rng: np.random.Generator | None = None
+    profile: sensor.NoiseProfile, light_xy: tuple[float, float] | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """(linear sRGB -> camera RGB matrix, as-shot neutral) of a scene seen by ``profile``'s
-    camera: D65 when ``rng`` is None, otherwise an illuminant drawn in ILLUMINANT_RANGE."""
-    to_camera = srgb_to_camera(np.asarray(profile.xyz_to_camera))
-    if rng is not None:
-        low, high = np.log(ILLUMINANT_RANGE)
-        red, blue = np.exp(rng.uniform(low, high, 2))
-        to_camera = np.diag([red, 1.0, blue]) @ to_camera
+    camera under a light of CIE xy ``light_xy`` (D65 when None)."""
+    xyz_to_camera = np.asarray(profile.xyz_to_camera)
+    if light_xy is None:
+        to_camera = srgb_to_camera(xyz_to_camera)
+    else:
+        to_camera = lit_srgb_to_camera(xyz_to_camera, light_xy)
     return to_camera, as_shot_neutral(to_camera)
 
 
@@ -314,24 +332,30 @@ def write_scene(
     seed: int,
     profile: str | sensor.NoiseProfile = sensor.DEFAULT_PROFILE,
     read_noise: sensor.ReadNoise = "tukey",
+    capture: Capture = Capture(),
 ) -> list[str]:
     """Write one scene's long exposure and ``frames`` short ones; return the SID list lines.
 
     ``photo`` is the scene's sRGB photo, or None for a procedural plan (a dead-leaves image).
-    Every frame draws its own noise at the scene's system gain.
+    The scene is magnified onto the sensor, blurred by the lens and lit as ``capture`` draws;
+    every frame draws its own noise at the scene's system gain.
     """
     profile = sensor.load_profile(profile) if isinstance(profile, str) else profile
     rng = np.random.default_rng([seed, int(plan.scene_id)])
+    lens = optics.draw_optics(rng, capture.scale, capture.fnumber, capture.defocus, capture.shake)
     if plan.procedural:
-        srgb = dead_leaves(size, rng)
+        # drawn at the photo scale, so that magnification softens it as it does a photo
+        photo = dead_leaves(tuple(int(np.ceil(n / lens.scale)) for n in size), rng)
     elif photo is None:
         raise ValueError(f"scene {plan.scene_id} is planned from photo {plan.photo}: pass it")
-    else:
-        srgb = crop_scene(photo, size, rng)
-    linear = srgb_to_linear(srgb)
-    to_camera, neutral = scene_colour(profile, rng)
+    if rng.random() < 0.5:
+        photo = photo[:, ::-1]
+    window, scale = optics.place(photo, size, lens.scale, rng)
+    lens = dataclasses.replace(lens, scale=scale)
+    linear = optics.image_on_sensor(srgb_to_linear(window), size, lens)
+    _, light = draw_night_light(rng, capture.cct, capture.sodium)
+    to_camera, neutral = scene_colour(profile, light)
     gain = plan.gain or profile.gain(plan.iso)
-    fnumber = 8.0
 
     def frame(name: str, exposure: float) -> None:
         signal = scene_signal(linear, exposure / plan.long_exposure, to_camera, profile)
@@ -339,7 +363,7 @@ def write_scene(
         raw = sensor.apply_noise(
             signal, frame_noise, rng, profile.black_level, profile.white_level, profile.cfa
         )
-        meta = frame_meta(profile, neutral, exposure, plan.iso, fnumber)
+        meta = frame_meta(profile, neutral, exposure, plan.iso, lens.fnumber)
         write_dng(folder / name, raw, meta)
 
     long_name = SidName(plan.scene_id, 0, plan.long_exposure).stem()
@@ -349,6 +373,8 @@ def write_scene(
         short_name = SidName(plan.scene_id, index, plan.short_exposure).stem()
         frame(f"short/{short_name}.dng", plan.short_exposure)
         lines.append(
-            format_list_line(f"{short_name}.dng", f"{long_name}.dng", plan.iso, fnumber, "Sony")
+            format_list_line(
+                f"{short_name}.dng", f"{long_name}.dng", plan.iso, lens.fnumber, "Sony"
+            )
         )
     return lines

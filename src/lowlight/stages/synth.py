@@ -33,6 +33,7 @@ def run(cfg: SynthConfig, out: Path, seed: int) -> dict:
                 seed,
                 cfg.profile,
                 cfg.read_noise,
+                cfg.capture(),
             )
         for split, split_lines in lines.items():
             path = staging / sid.LIST_FILE.format(split=split)
