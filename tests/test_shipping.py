@@ -49,6 +49,9 @@ def test_export_pretrained_writes_half_weights_a_card_and_its_readme(shipped, ti
     data = shipped_card.provenance["data"]
     assert not set(data["test"]["photos"]) & set(data["train"]["photos"])
     assert shipped_card.provenance["reproduce"] == "make pretrain"
+    # the card records how the synthetic scenes reached the sensor (issue 23)
+    assert shipped_card.provenance["capture"].startswith("1.5-4 sensor pixels per photo pixel")
+    assert "2500-7500 K" in (out / "README.md").read_text()
     assert "What it is not" in (out / "README.md").read_text()
     generator, _ = card.load_generator(card.shipped())  # float16 on disk, float32 in memory
     reference, _ = card.load_generator(tiny_models)

@@ -14,10 +14,21 @@ import shutil
 from pathlib import Path
 
 from lowlight import card, storage
-from lowlight.config import Params
+from lowlight.config import Params, SynthConfig
 from lowlight.errors import DatasetError
 
 MAX_BYTES = 8 * 2**20  # what the package may carry in all (the project's rule)
+
+
+def capture_note(cfg: SynthConfig) -> str:
+    """How the synthetic scenes reached the sensor (lowlight.optics, lowlight.colour)."""
+    c = cfg.capture()
+    shake = f"shake up to {c.shake:g} px" if c.shake else "no shake"
+    return (
+        f"{c.scale[0]:g}-{c.scale[1]:g} sensor pixels per photo pixel, f/{c.fnumber[0]:g}-"
+        f"f/{c.fnumber[1]:g} diffraction, blur radius {c.defocus[0]:g}-{c.defocus[1]:g} px, "
+        f"{shake}; blackbody light {c.cct[0]:g}-{c.cct[1]:g} K, {c.sodium:.0%} sodium lamps"
+    )
 
 
 def training_data(params: Params) -> dict:
@@ -59,6 +70,7 @@ def ship(
         "data": training_data(params),
         "frames": f"{params.synth.scenes} scenes of {params.synth.size[0]}x{params.synth.size[1]}"
         f", {params.synth.frames} noise draws each, seed {params.seed}",
+        "capture": capture_note(params.synth),
         "params": _relative(params_file),
         "code commit": tracking.git_commit(),
         "test metrics": {m: b.get("overall") for m, b in metrics.items()},
