@@ -110,7 +110,7 @@ class SynthConfig(Section):
     read_noise: Literal["tukey", "gaussian"] = Field(
         "tukey", description="read noise of the profile: ELD's Tukey-lambda or its Gaussian fit"
     )
-    # How scenes reach the sensor (lowlight.synth.Capture; the physics in lowlight.optics).
+    # How scenes reach the sensor (lowlight.synth.write_scene; the physics in lowlight.optics).
     scale: tuple[float, float] = Field(
         (1.5, 4.0), description="sensor pixels per photo pixel, drawn log-uniformly per scene"
     )
@@ -133,12 +133,6 @@ class SynthConfig(Section):
         if not bounds[0] <= low <= high <= bounds[1]:
             raise ValueError(f"need {bounds[0]:g} <= low <= high <= {bounds[1]:g}, got {value}")
         return value
-
-    def capture(self) -> Any:
-        """The settings as ``lowlight.synth.Capture``."""
-        from lowlight.synth import Capture
-
-        return Capture(**self.model_dump(include=set(Capture.__dataclass_fields__)))
 
     @field_validator("size", mode="before")
     @classmethod

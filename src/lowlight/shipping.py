@@ -22,12 +22,11 @@ MAX_BYTES = 8 * 2**20  # what the package may carry in all (the project's rule)
 
 def capture_note(cfg: SynthConfig) -> str:
     """How the synthetic scenes reached the sensor (lowlight.optics, lowlight.colour)."""
-    c = cfg.capture()
-    shake = f"shake up to {c.shake:g} px" if c.shake else "no shake"
+    shake = f"shake up to {cfg.shake:g} px" if cfg.shake else "no shake"
     return (
-        f"{c.scale[0]:g}-{c.scale[1]:g} sensor pixels per photo pixel, f/{c.fnumber[0]:g}-"
-        f"f/{c.fnumber[1]:g} diffraction, blur radius {c.defocus[0]:g}-{c.defocus[1]:g} px, "
-        f"{shake}; blackbody light {c.cct[0]:g}-{c.cct[1]:g} K, {c.sodium:.0%} sodium lamps"
+        f"{cfg.scale[0]:g}-{cfg.scale[1]:g} sensor pixels per photo pixel, f/{cfg.fnumber[0]:g}-"
+        f"f/{cfg.fnumber[1]:g} diffraction, blur radius {cfg.defocus[0]:g}-{cfg.defocus[1]:g} px, "
+        f"{shake}; blackbody light {cfg.cct[0]:g}-{cfg.cct[1]:g} K, {cfg.sodium:.0%} sodium lamps"
     )
 
 

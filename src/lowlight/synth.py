@@ -29,6 +29,7 @@ from lowlight.colour import (
     srgb_to_camera,
     srgb_to_linear,
 )
+from lowlight.config import SynthConfig
 from lowlight.dng import DngMeta, write_dng
 from lowlight.errors import DatasetError
 from lowlight.scenes import dead_leaves
@@ -45,19 +46,6 @@ LONG_EXPOSURES = (10.0, 10.0, 10.0, 30.0)
 SHORT_EXPOSURES = (0.1, 0.04, 0.033, 0.1)
 # The D65 white lands at 90 % of the raw range in green in the long exposure.
 LONG_HEADROOM = 0.9
-
-
-@dataclass(frozen=True)
-class Capture:
-    """How a scene reaches the sensor (the synth section's camera settings; ``lowlight.optics``
-    and ``lowlight.colour`` cite the physics behind each range)."""
-
-    scale: tuple[float, float] = (1.5, 4.0)  # sensor pixels per photo pixel, log-uniform
-    fnumber: tuple[float, float] = (2.8, 11.0)  # f-stops drawn within
-    defocus: tuple[float, float] = (0.0, 1.5)  # blur-disk radius in pixels, uniform
-    shake: float = 0.0  # longest camera-shake motion in pixels; 0 = a tripod
-    cct: tuple[float, float] = (2500.0, 7500.0)  # blackbody lights, kelvin, uniform in mired
-    sodium: float = 0.2  # share of scenes under high-pressure sodium street lights
 
 
 def mosaic_rggb(rgb: np.ndarray) -> np.ndarray:
@@ -332,16 +320,18 @@ def write_scene(
     seed: int,
     profile: str | sensor.NoiseProfile = sensor.DEFAULT_PROFILE,
     read_noise: sensor.ReadNoise = "tukey",
-    capture: Capture = Capture(),
+    capture: SynthConfig | None = None,
 ) -> list[str]:
     """Write one scene's long exposure and ``frames`` short ones; return the SID list lines.
 
     ``photo`` is the scene's sRGB photo, or None for a procedural plan (a dead-leaves image).
-    The scene is magnified onto the sensor, blurred by the lens and lit as ``capture`` draws;
+    The scene is magnified onto the sensor, blurred by the lens and lit as ``capture``'s camera
+    settings draw (scale, fnumber, defocus, shake, cct, sodium; default: params.yaml's defaults);
     every frame draws its own noise at the scene's system gain.
     """
     profile = sensor.load_profile(profile) if isinstance(profile, str) else profile
     rng = np.random.default_rng([seed, int(plan.scene_id)])
+    capture = capture or SynthConfig()
     lens = optics.draw_optics(rng, capture.scale, capture.fnumber, capture.defocus, capture.shake)
     if plan.procedural:
         # drawn at the photo scale, so that magnification softens it as it does a photo

@@ -33,7 +33,7 @@ def run(cfg: SynthConfig, out: Path, seed: int) -> dict:
                 seed,
                 cfg.profile,
                 cfg.read_noise,
-                cfg.capture(),
+                cfg,
             )
         for split, split_lines in lines.items():
             path = staging / sid.LIST_FILE.format(split=split)
