@@ -180,10 +180,24 @@ def test_frames_are_deterministic_and_clipped():
 def test_tukey_shapes_are_elds_own_release_file():
     """ELD's release file has 18 shapes, one per K bin like the colour bias; LED's YAML copy
     dropped the two 0.0 entries (5th and 6th), shifting every later bin by two."""
-    led = [0.11428571428571421, 0.12857142857142856, 0.05714285714285716, 0.042857142857142816,
-           -0.04285714285714287, -0.05714285714285716, -0.08571428571428574, -0.08571428571428574,
-           -0.08571428571428574, -0.08571428571428574, -0.11428571428571432, -0.11428571428571432,
-           -0.14285714285714285, -0.12857142857142856, -0.14285714285714285, -0.14285714285714285]
+    led = [
+        0.11428571428571421,
+        0.12857142857142856,
+        0.05714285714285716,
+        0.042857142857142816,
+        -0.04285714285714287,
+        -0.05714285714285716,
+        -0.08571428571428574,
+        -0.08571428571428574,
+        -0.08571428571428574,
+        -0.08571428571428574,
+        -0.11428571428571432,
+        -0.11428571428571432,
+        -0.14285714285714285,
+        -0.12857142857142856,
+        -0.14285714285714285,
+        -0.14285714285714285,
+    ]
     assert list(SONY.tukey_lambdas) == led[:4] + [0.0, 0.0] + led[4:]
     # the release file itself, where the checkout sits beside the project's shared references
     reference = Path(__file__).resolve().parents[2] / "shared/reference/eld/SonyA7S2_params.npy"
