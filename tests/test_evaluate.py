@@ -41,12 +41,23 @@ def test_evaluate_writes_metrics_table_grids_and_report(tiny_models, tmp_path):
     with open(reports / "per_image.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert [r["method"] for r in rows] == ["amplify", "amplify+bm3d", "model"]
+    # perceptual and tonal metrics beside PSNR / SSIM; 32x48 images: MS-SSIM on 2 scales
+    for row, method in zip(rows, metrics.values(), strict=True):
+        overall = method["overall"]
+        assert 0 < overall["msssim"] <= 1 and overall["brisque"] > 0
+        assert overall["mean_error"] == round(float(row["mean_error"]), 4) >= 0
+        assert overall["mean_error"] == max(abs(overall[f"mean_error_{c}"]) for c in "rgb")
+        assert overall["dark_lift"] == round(float(row["dark_lift"]), 3)
+        assert row["msssim_scales"] == "2" and float(row["brisque_ground_truth"]) > 0
     assert {r["pair_id"] for r in rows} == {"10001_00_0.1s"}
     grid = read_image(reports / "grids/10001_00_0.1s.png")
     assert grid.shape[1] > 5 * 48  # five columns
     report = (reports / "report.md").read_text()
     assert "| model |" in report and "![10001_00_0.1s](grids/10001_00_0.1s.png)" in report
+    assert "| MS-SSIM | BRISQUE | mean error | dark lift (/255) |" in report
+    assert "2 scales here" in report and "lower is more natural" in report
     assert summary["psnr_model"] == metrics["model"]["overall"]["psnr"]
+    assert summary["brisque_model"] == metrics["model"]["overall"]["brisque"]
 
 
 def test_every_method_is_scored_on_the_same_cropped_pixels(tiny_models, tmp_path):
@@ -133,5 +144,7 @@ def test_evaluation_is_logged_to_the_training_run(tiny_models, tmp_path):
     client = mlflow.MlflowClient(f"sqlite:///{tiny_models.parent / 'mlflow.db'}")
     data = client.get_run(run_id).data
     assert "test_overall_psnr_model" in data.metrics
+    for name in ("msssim", "brisque", "mean_error", "mean_error_r", "dark_lift"):
+        assert f"test_ratio_100_{name}_amplify_bm3d" in data.metrics
     assert "evaluation" in {a.path for a in client.list_artifacts(run_id)}
     assert torch.load(tiny_models / "generator.pt", weights_only=True)

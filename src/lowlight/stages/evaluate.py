@@ -52,6 +52,10 @@ def run(
         "test_pairs": len(rows),
         **{f"psnr_{m}": s["overall"]["psnr"] for m, s in summary.items()},
         "ssim_model": summary["model"]["overall"]["ssim"],
+        **{
+            f"{name}_model": summary["model"]["overall"][name]
+            for name in ("msssim", "brisque", "mean_error", "dark_lift")
+        },
         "model_ms_per_mp": summary["model"]["overall"]["ms_per_mp"],
         "report": str(out / "report.md"),
         "best": max(summary, key=lambda m: summary[m]["overall"]["psnr"]) if model_psnr else "",
