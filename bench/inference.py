@@ -27,7 +27,6 @@ from lowlight import baselines, card, evaluation, imageio, metrics, pairs
 from lowlight.config import InferConfig
 from lowlight.export import export_onnx
 from lowlight.inference import enhance, load_model, load_torch
-from lowlight.modes import to_unit
 from lowlight.tiling import default_overlap, tile_grid
 
 SECTION = "## inference"
@@ -48,7 +47,7 @@ def sony_frame(run: Path, quick: bool) -> tuple[np.ndarray, str]:
         return rng.random((*shape, 4), dtype=np.float32) * 0.2, "uniform noise in [0, 0.2]"
     table_, converted = pairs.read_pairs(run / "data/pairs.parquet")
     row = rows[0]
-    packed = to_unit(imageio.read_packed(run / converted / row["dark_packed"]))
+    packed = imageio.decode_signed16(imageio.read_packed(run / converted / row["dark_packed"]))
     reps = (-(-shape[0] // packed.shape[0]), -(-shape[1] // packed.shape[1]), 1)
     tiled = np.pad(packed, [(0, (r - 1) * s) for r, s in zip(reps, packed.shape, strict=True)],
                    mode="symmetric")  # fmt: skip

@@ -35,7 +35,8 @@ def mosaic_of(planes: dict[str, np.ndarray], layout: str) -> np.ndarray:
 @pytest.mark.parametrize("layout", sorted(LAYOUTS))
 def test_pack_bayer_puts_r_g_g_b_in_order_whatever_the_layout(layout):
     rng = np.random.default_rng(0)
-    planes = {c: rng.integers(600, 4000, (3, 5)).astype(np.uint16) for c in ("R", "G1", "G2", "B")}
+    # some below the black level: read noise, kept negative (issue 23)
+    planes = {c: rng.integers(300, 4000, (3, 5)).astype(np.uint16) for c in ("R", "G1", "G2", "B")}
     mosaic = mosaic_of(planes, layout)
     desc = "RGBG"  # LibRaw's colour indices: 0 R, 1 G, 2 B, 3 the second G
     index = {"R": 0, "B": 2}
@@ -47,11 +48,12 @@ def test_pack_bayer_puts_r_g_g_b_in_order_whatever_the_layout(layout):
     black = np.array([512, 512, 512, 512], np.float32)
     packed = raw.pack_bayer(mosaic, colors, desc, black, 4607, gain=2.0)
     assert packed.shape == (3, 5, 4) and packed.dtype == np.float32
-    expected_r = np.clip((planes["R"] - 512.0) * 2 / (4607 - 512), 0, 1)
+    assert packed.min() < 0  # not rectified
+    expected_r = np.clip((planes["R"] - 512.0) * 2 / (4607 - 512), -1, 1)
     np.testing.assert_allclose(packed[..., 0], expected_r, rtol=1e-6)
-    np.testing.assert_allclose(packed[..., 3], np.clip((planes["B"] - 512.0) * 2 / 4095, 0, 1),
+    np.testing.assert_allclose(packed[..., 3], np.clip((planes["B"] - 512.0) * 2 / 4095, -1, 1),
                                rtol=1e-6)  # fmt: skip
-    greens = [np.clip((planes[g] - 512.0) * 2 / 4095, 0, 1) for g in ("G1", "G2")]
+    greens = [np.clip((planes[g] - 512.0) * 2 / 4095, -1, 1) for g in ("G1", "G2")]
     np.testing.assert_allclose(packed[..., 1], greens[0], rtol=1e-6)  # first G in raster order
     np.testing.assert_allclose(packed[..., 2], greens[1], rtol=1e-6)
 
@@ -85,7 +87,7 @@ def test_decode_packed_reads_a_dng_of_another_layout(tmp_path, layout):
     planes = write_camera_dng(path, layout, orientation=6)
     packed, gain, flip, _ = raw.decode_packed(path, 3.0)
     assert packed.shape == (11, 17, 4) and gain == 3.0 and flip == 6
-    expected_r = np.clip((planes["R"] - 256.0) * 3 / (4095 - 256), 0, 1)
+    expected_r = np.clip((planes["R"] - 256.0) * 3 / (4095 - 256), -1, 1)
     np.testing.assert_allclose(packed[..., 0], expected_r, rtol=1e-5)
     with rawpy.imread(str(path)) as r:
         assert r.sizes.flip == 6
@@ -97,11 +99,11 @@ def test_decode_packed_reads_a_dng_of_another_layout(tmp_path, layout):
 
 
 def test_packed_png_round_trip(tmp_path):
-    packed = np.random.default_rng(0).random((7, 9, 4), dtype=np.float32)
-    imageio.write_packed(tmp_path / "x.bayer.png", packed)
-    back = imageio.read_packed(tmp_path / "x.bayer.png")
+    packed = np.random.default_rng(0).uniform(-1, 1, (7, 9, 4)).astype(np.float32)
+    imageio.write_packed(tmp_path / "x.bayer-signed.png", packed)
+    back = imageio.read_packed(tmp_path / "x.bayer-signed.png")
     assert back.dtype == np.uint16 and back.shape == (7, 9, 4)
-    np.testing.assert_allclose(back / 65535, packed, atol=1 / 65535)
+    np.testing.assert_allclose(imageio.decode_signed16(back), packed, atol=0.51 / 32767)
     imageio.write_image(tmp_path / "rgb.png", np.zeros((4, 4, 3), np.uint8), "png")
     with pytest.raises(Exception, match="not a packed Bayer PNG"):
         imageio.read_packed(tmp_path / "rgb.png")

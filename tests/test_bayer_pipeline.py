@@ -50,7 +50,7 @@ def test_bayer_mode_end_to_end(cli, tmp_path, monkeypatch):
     run("convert", "raw/Sony", "conv")
     manifest = pq.read_table("conv/converted.parquet").to_pylist()
     shorts = [r for r in manifest if r["gain"] > 1]
-    assert shorts and all(r["packed"].endswith(".bayer.png") for r in shorts)
+    assert shorts and all(r["packed"].endswith(".bayer-signed.png") for r in shorts)
     assert all(r["packed"] is None for r in manifest if r["gain"] == 1)
     packed = cv2.imread(f"conv/{shorts[0]['packed']}", cv2.IMREAD_UNCHANGED)
     assert packed.shape == (32, 48, 4) and packed.dtype == np.uint16

@@ -76,7 +76,8 @@ def test_a_mode_owns_its_shapes_signature_and_generator(name, tmp_path):
 def test_only_amplified_frames_get_the_bayer_input_file():
     bayer, rgb = modes.get("bayer"), modes.get("rgb")
     assert (
-        bayer.input_file("Sony/short/00001_00_0.1s", 100.0) == "Sony/short/00001_00_0.1s.bayer.png"
+        bayer.input_file("Sony/short/00001_00_0.1s", 100.0)
+        == "Sony/short/00001_00_0.1s.bayer-signed.png"
     )
     assert bayer.input_file("Sony/long/00001_00_10s", 1.0) is None
     assert rgb.input_file("a", 100.0) is None and rgb.settings() == {}

@@ -11,16 +11,21 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
-from lowlight import modes, patches, storage
+from lowlight import imageio, modes, patches, storage
 
 # (dark, bright), and for a mode that renders (lowlight.modes) the pair's 12 rendering floats
 Sample = tuple[torch.Tensor, ...]
 
 
-def to_tensor(image: np.ndarray) -> torch.Tensor:
-    """HxWxC uint8/uint16 -> CxHxW float32 in [0, 1]."""
-    scale = float(np.iinfo(image.dtype).max)
-    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float().div_(scale)
+def to_tensor(image: np.ndarray, encoding: str = "") -> torch.Tensor:
+    """HxWxC uint8/uint16 -> CxHxW float32 in [0, 1], or with ``encoding`` imageio.SIGNED16
+    (packed Bayer patches) in [-1, 1]: read noise below black stays negative."""
+    chw = np.ascontiguousarray(image.transpose(2, 0, 1))
+    if encoding == imageio.SIGNED16:
+        return torch.from_numpy(imageio.decode_signed16(chw))
+    if encoding:
+        raise ValueError(f"unknown pixel encoding {encoding!r}")
+    return torch.from_numpy(chw).float().div_(float(np.iinfo(image.dtype).max))
 
 
 def augment(dark: np.ndarray, bright: np.ndarray, rng: np.random.Generator, *rest) -> tuple:
@@ -40,9 +45,10 @@ def row_group_items(group: patches.RowGroup, spec: patches.PatchSpec) -> list[tu
     return list(zip(dark, bright, strict=True))
 
 
-def to_sample(item: tuple) -> Sample:
+def to_sample(item: tuple, dark_encoding: str = "") -> Sample:
+    """A patch's arrays as tensors; the dark one decoded as its spec's ``dark_encoding`` says."""
     return (
-        to_tensor(item[0]),
+        to_tensor(item[0], dark_encoding),
         to_tensor(item[1]),
         *(torch.from_numpy(np.array(x)) for x in item[2:]),
     )
@@ -124,7 +130,8 @@ class PatchStream(IterableDataset):
             yield self._prepare(item, rng)
 
     def _prepare(self, item: tuple, rng: np.random.Generator) -> Sample:
-        return to_sample(augment(item[0], item[1], rng, *item[2:]) if self.augment else item)
+        item = augment(item[0], item[1], rng, *item[2:]) if self.augment else item
+        return to_sample(item, self.spec.dark_encoding)
 
 
 class PatchTable(Dataset):
@@ -146,7 +153,7 @@ class PatchTable(Dataset):
         if not 0 <= index < len(self):
             raise IndexError(index)
         group = bisect.bisect_right(self.starts, index) - 1
-        return to_sample(self._group(group)[index - self.starts[group]])
+        return to_sample(self._group(group)[index - self.starts[group]], self.spec.dark_encoding)
 
     def _group(self, group: int) -> list[tuple]:
         if group not in self._cache:

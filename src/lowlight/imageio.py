@@ -67,10 +67,32 @@ def read_image(loc: storage.Location) -> np.ndarray:
     return decode_image(data, str(loc))
 
 
+# Packed Bayer values (0 = black, 1 = white) are signed: read noise leaves half the dark pixels
+# below black, and clipping them at 0 would lift every dark mean (issue 23). 16-bit files store
+# v in [-1, 1] as offset binary, round(v * 32767) + 32768: black and white exact, steps of
+# 3.1e-5 (under 0.01 DN of a 14-bit sensor at x100). The a7S II's read noise at x250 reaches
+# -1.6 in a handful of pixels (synthetic frames): the clip at -1 moves their mean by < 1e-4.
+SIGNED_FLOOR = -1.0
+SIGNED16 = "signed16"  # the encoding's name, in patch files' metadata
+_SIGNED_STEP, _SIGNED_ZERO = 32767, 32768
+
+
+def encode_signed16(values: np.ndarray) -> np.ndarray:
+    """Signed float values -> uint16 offset binary (outside [-1, 1] clipped)."""
+    scaled = np.clip(values, SIGNED_FLOOR, 1.0).astype(np.float32) * np.float32(_SIGNED_STEP)
+    return (np.rint(scaled) + _SIGNED_ZERO).astype(np.uint16)
+
+
+def decode_signed16(stored: np.ndarray) -> np.ndarray:
+    """``encode_signed16``'s uint16 -> float32 in [-1, 1]."""
+    signed = stored.astype(np.float32) - np.float32(_SIGNED_ZERO)
+    return signed * np.float32(1 / _SIGNED_STEP)
+
+
 def write_packed(path: Path, planes: np.ndarray) -> Path:
-    """A packed Bayer array (HxWx4 float in [0, 1]) as a 16-bit 4-channel PNG, channels kept in
-    order (OpenCV writes and reads 4 channels back unswapped)."""
-    data = np.rint(np.clip(planes, 0.0, 1.0) * 65535).astype(np.uint16)
+    """A packed Bayer array (HxWx4 float, signed: ``encode_signed16``) as a 16-bit 4-channel
+    PNG, channels kept in order (OpenCV writes and reads 4 channels back unswapped)."""
+    data = encode_signed16(planes)
     ok, encoded = cv2.imencode(".png", data, [cv2.IMWRITE_PNG_COMPRESSION, 3])
     if not ok:
         raise ValueError(f"OpenCV could not encode a {planes.shape} packed Bayer array")
@@ -80,7 +102,8 @@ def write_packed(path: Path, planes: np.ndarray) -> Path:
 
 
 def read_packed(loc: storage.Location) -> np.ndarray:
-    """A packed Bayer PNG (``write_packed``) -> HxWx4 uint16."""
+    """A packed Bayer PNG (``write_packed``) -> HxWx4 uint16 as stored (``decode_signed16``
+    gives the values)."""
     try:
         data = storage.read_bytes(loc)
     except (FileNotFoundError, OSError) as exc:

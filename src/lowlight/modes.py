@@ -97,6 +97,7 @@ class InputMode:
         return PatchSpec(
             size, stride, dtype, dark_shape, (size, size, 3), pairs_sha256, input=self.name,
             dark_dtype=self.dark_dtype(dtype), render=curve if self.renders else "",
+            dark_encoding=self.dark_encoding(),
         )  # fmt: skip
 
     @property
@@ -105,6 +106,10 @@ class InputMode:
 
     def dark_dtype(self, dtype: str) -> str:
         """The dark patches' pixel type ("" = the brights' ``dtype``)."""
+        return ""
+
+    def dark_encoding(self) -> str:
+        """How the dark patches' integers map to values ("" = x / the dtype's max, in [0, 1])."""
         return ""
 
     def read_input(self, loc: Location, dtype: str) -> np.ndarray:
@@ -190,7 +195,9 @@ class BayerMode(InputMode):
     skip = [[1.0, 0.0, 0.0, 0.0], [0.0, 0.5, 0.5, 0.0], [0.0, 0.0, 0.0, 1.0]]
     dark_column = "dark_packed"
     renders = True
-    SUFFIX = ".bayer.png"  # beside the RGB conversion
+    # beside the RGB conversion; signed values (imageio.encode_signed16). The clipped encoding
+    # of lowlight before issue 23 was ".bayer.png": refused, its dark areas are lifted.
+    SUFFIX, CLIPPED_SUFFIX = ".bayer-signed.png", ".bayer.png"
 
     def check_convert(self, cfg: ConvertConfig) -> None:
         if not cfg.amplify:
@@ -215,10 +222,25 @@ class BayerMode(InputMode):
     def dark_dtype(self, dtype: str) -> str:
         return "uint16"  # packed mosaics keep the sensor's precision
 
+    def dark_encoding(self) -> str:
+        from lowlight.imageio import SIGNED16
+
+        return SIGNED16  # as convert wrote them: patches copy the stored integers
+
     def read_input(self, loc: Location, dtype: str) -> np.ndarray:
         from lowlight import imageio
 
         return imageio.read_packed(loc)
+
+    def check_pairs(self, rows: list[dict], source: Location) -> None:
+        super().check_pairs(rows, source)
+        names = [r[self.dark_column] for r in rows]
+        clipped = [name for name in names if name.endswith(self.CLIPPED_SUFFIX)]
+        if clipped:
+            raise DatasetError(
+                f"{source}: {clipped[0]} is a packed Bayer file of an older lowlight (values "
+                "below black clipped to 0); run `lowlight convert` and `lowlight pair` again"
+            )
 
     def missing_input(self, source: str) -> str:
         return (f"{source}: no packed Bayer input for model.input bayer; convert and pair again "
@@ -232,7 +254,8 @@ class BayerMode(InputMode):
     def model_input(self, dark: np.ndarray, row: dict, converted: Location) -> np.ndarray:
         from lowlight import imageio, storage
 
-        return to_unit(imageio.read_packed(storage.join(converted, row[self.dark_column])))
+        packed = imageio.read_packed(storage.join(converted, row[self.dark_column]))
+        return imageio.decode_signed16(packed)
 
     def load_photo(self, path: Path, ratio: float | str, cfg: ConvertConfig) -> Photo:
         from lowlight import raw

@@ -49,6 +49,8 @@ class PatchSpec:
     input: str = modes.DEFAULT  # model.input (lowlight.modes) the dark patches are for
     dark_dtype: str = ""  # "" = dtype; packed Bayer is always uint16
     render: str = ""  # a tone curve: rows carry the bright frame's RenderParams (12 float32)
+    # how dark integers map to values: "" = x / the dtype's max; imageio.SIGNED16 (packed Bayer)
+    dark_encoding: str = ""
 
     @property
     def dark_pixels(self) -> str:
@@ -88,6 +90,7 @@ class PatchSpec:
             "dark_dtype": self.dark_pixels,
             "lowlight_version": __version__,
             **({"render": self.render} if self.render else {}),
+            **({"dark_encoding": self.dark_encoding} if self.dark_encoding else {}),
             **self.extra,
         }
         return {f"lowlight.{k}".encode(): json.dumps(v).encode() for k, v in values.items()}
@@ -101,7 +104,7 @@ class PatchSpec:
             if k.startswith(prefix)
         }
         try:
-            return cls(
+            spec = cls(
                 size=values["size"],
                 stride=values["stride"],
                 dtype=values["dtype"],
@@ -112,9 +115,18 @@ class PatchSpec:
                 # "" when the darks share the brights' dtype, as the spec was made
                 dark_dtype=values.get("dark_dtype", values["dtype"]).replace(values["dtype"], ""),
                 render=values.get("render", ""),
+                dark_encoding=values.get("dark_encoding", ""),
             )
         except KeyError as exc:
             raise DatasetError(f"{source}: not a lowlight patch file (no {exc} metadata)") from None
+        mode = modes.MODES.get(spec.input)  # an unknown one is train's to refuse
+        if mode is not None and spec.dark_encoding != mode.dark_encoding():
+            raise DatasetError(
+                f"{source}: {spec.input} patches of an older lowlight (dark values encoded "
+                f"{spec.dark_encoding or 'unsigned, below black clipped to 0'}, not "
+                f"{mode.dark_encoding()}); run `lowlight patch` again"
+            )
+        return spec
 
 
 def decode_pixels(

@@ -16,6 +16,7 @@ import numpy as np
 import rawpy
 
 from lowlight.errors import RawDecodeError
+from lowlight.imageio import SIGNED_FLOOR
 from lowlight.noise import dark_offset
 from lowlight.rendering import LIBRAW_GAMMA, RenderParams
 
@@ -44,7 +45,9 @@ class RawMeta:
 def amplify_mosaic(
     mosaic: np.ndarray, black: np.ndarray, white: int, gain: float, offset: np.ndarray | None = None
 ) -> np.ndarray:
-    """Scale a RAW mosaic by ``gain`` in linear space: subtract black, multiply, clip, add black.
+    """Scale a RAW mosaic by ``gain`` in linear space: subtract black, multiply, clip at the
+    white level, add black. Values below black stay below it (read noise is symmetric), down to
+    the dtype's 0; LibRaw's own black subtraction clips them for the RGB rendering.
 
     ``black`` is the per-pixel black level (same shape as ``mosaic``, or broadcastable);
     ``offset`` (per pixel, DN) is the dark level's calibrated excess over it (``dark_offset``),
@@ -63,7 +66,8 @@ def _amplify(signal: np.ndarray, black, white: int, gain: float, offset=None) ->
     if offset is not None:
         signal -= offset
     np.multiply(signal, np.float32(gain), out=signal)
-    np.clip(signal, 0.0, np.asarray(white, np.float32) - black, out=signal)
+    np.clip(signal, -np.asarray(black, np.float32), np.asarray(white, np.float32) - black,
+            out=signal)  # fmt: skip
     signal += black
     return np.rint(signal)
 
@@ -88,8 +92,10 @@ def pack_bayer(
     gain: float,
     offset: np.ndarray | None = None,
 ) -> np.ndarray:
-    """A 2x2 Bayer mosaic -> (H/2, W/2, 4) float32 in [0, 1], channels R, G, G, B whatever the
-    sensor's layout: black-subtracted, scaled by the white level, amplified by ``gain``.
+    """A 2x2 Bayer mosaic -> (H/2, W/2, 4) float32, channels R, G, G, B whatever the sensor's
+    layout: black-subtracted, scaled by the white level, amplified by ``gain``, clipped to
+    [-1, 1]: what the 16-bit packed files hold (``imageio.encode_signed16``). Read noise below
+    black stays negative, so that a dark area's mean stays unbiased (issue 23).
 
     ``colors`` is the per-pixel colour index into ``desc`` (LibRaw's ``raw_colors`` and
     ``color_desc``, e.g. "RGBG"); ``black`` the black level per colour index, ``offset`` the
@@ -111,7 +117,7 @@ def pack_bayer(
         level = np.float32(black[int(colors[dy, dx])])
         excess = np.float32(0.0 if offset is None else offset[int(colors[dy, dx])])
         planes.append((plane - level - excess) * (np.float32(gain) / max(white - level, 1.0)))
-    return np.clip(np.stack(planes, axis=-1), 0.0, 1.0)
+    return np.clip(np.stack(planes, axis=-1), SIGNED_FLOOR, 1.0)
 
 
 # Channel order of packed Bayer arrays (the SID paper's): R, G, G, B.
