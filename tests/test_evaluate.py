@@ -148,3 +148,34 @@ def test_evaluation_is_logged_to_the_training_run(tiny_models, tmp_path):
         assert f"test_ratio_100_{name}_amplify_bm3d" in data.metrics
     assert "evaluation" in {a.path for a in client.list_artifacts(run_id)}
     assert torch.load(tiny_models / "generator.pt", weights_only=True)
+
+
+def test_validation_split_chooses_between_models_without_touching_test(tiny_models, tmp_path, cli):
+    """`evaluate --split val` scores the validation pairs only (how make pretrain picks between
+    the L1 model and its GAN fine-tune); its MLflow metrics say val, not test."""
+    import mlflow
+
+    root = tiny_models.parent
+    params = tmp_path / "params.yaml"
+    params.write_text(f"mlflow:\n  tracking_uri: sqlite:///{root / 'mlflow.db'}\n"
+                      "infer:\n  tile: 32\n  overlap: 8\n")  # fmt: skip
+    result = cli("evaluate", tiny_models, root / "pairs.parquet", "--out", tmp_path / "val",
+                 "--split", "val", "--baselines", "amplify", "--params", params)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "val/metrics.json").read_text())
+    assert set(metrics) == {"amplify", "model"}
+    with open(tmp_path / "val/per_image.csv") as fh:
+        pair_ids = {r["pair_id"] for r in csv.DictReader(fh)}
+    assert pair_ids and all(p.startswith("2") for p in pair_ids)  # SID's val prefix
+    assert "Evaluation on the val split" in (tmp_path / "val/report.md").read_text()
+    run = mlflow.MlflowClient(f"sqlite:///{root / 'mlflow.db'}").get_run(
+        ModelCard.load(tiny_models).mlflow_run_id
+    )
+    assert "val_overall_msssim_model" in run.data.metrics
+    result = cli("evaluate", tiny_models, root / "pairs.parquet", "--out", tmp_path / "none",
+                 "--split", "val", "--baselines", "none", "--params", params)  # fmt: skip
+    assert result.exit_code == 0 and set(
+        json.loads((tmp_path / "none/metrics.json").read_text())
+    ) == {"model"}
+    result = cli("evaluate", tiny_models, root / "pairs.parquet", "--split", "train")
+    assert result.exit_code == 1 and "split" in result.output

@@ -17,7 +17,8 @@ from lowlight.config import (
     Params,
     TrainConfig,
 )
-from lowlight.train import TrainError, init_from_shipped
+from lowlight.errors import DatasetError
+from lowlight.train import TrainError, init_generator
 
 from .conftest import TINY_MODEL, TINY_TRAIN
 
@@ -72,12 +73,66 @@ def test_train_init_shipped_starts_from_its_weights_and_refuses_another_architec
     from lowlight.train import build_models
 
     generator, _ = build_models(ModelConfig(**TINY_MODEL), seed=5)
-    init_from_shipped(generator)
+    init_generator(generator, "shipped")
     reference, _ = card.load_generator(card.SHIPPED)
     for name, value in reference.state_dict().items():
         torch.testing.assert_close(generator.state_dict()[name], value)
     wider, _ = build_models(ModelConfig(**{**TINY_MODEL, "width": 8}), seed=5)
     with pytest.raises(TrainError, match="train.init shipped"):
-        init_from_shipped(wider)
+        init_generator(wider, "shipped")
     assert TrainConfig(**TINY_TRAIN, init="shipped").init == "shipped"
+    # a models folder (the GAN fine-tune starts from the L1 model), or one line
+    fresh, _ = build_models(ModelConfig(**TINY_MODEL), seed=6)
+    init_generator(fresh, str(card.SHIPPED))
+    torch.testing.assert_close(fresh.state_dict(), generator.state_dict())
+    with pytest.raises(TrainError, match="train.init nowhere: no generator.pt in nowhere"):
+        init_generator(fresh, "nowhere")
     assert np.isfinite(shipped["bytes"])
+
+
+def val_metrics(psnr: float, msssim: float, brisque: float) -> dict:
+    return {"model": {"overall": {"psnr": psnr, "ssim": 0.8, "msssim": msssim,
+                                  "brisque": brisque}}}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "gan, ships, why",
+    [
+        ((29.8, 0.95, 20.0), True, "both perceptual scores better"),
+        ((29.6, 0.95, 20.0), False, "costs 0.40 dB, over 0.3"),
+        ((29.9, 0.95, 30.0), False, "does not improve both perceptual scores"),
+        ((30.1, 0.93, 20.0), False, "does not improve both perceptual scores"),
+    ],
+)
+def test_the_gan_ships_only_when_validation_favours_it(gan, ships, why):
+    l1 = val_metrics(30.0, 0.94, 25.0)
+    chosen, reason = shipping.choose(l1, val_metrics(*gan))
+    assert chosen is ships and why in reason and "validation, L1 -> GAN: PSNR 30.00" in reason
+
+
+def test_export_pretrained_ships_the_gan_when_validation_favours_it_and_says_why(
+    tiny_models, tmp_path
+):
+    """The same tiny generator stands for both; the reports decide, and the card says why."""
+    folders = {}
+    for name, metrics in {
+        "reports": METRICS,
+        "reports-gan": {"model": {"overall": {"psnr": 29.9, "ssim": 0.91}}},
+        "val": val_metrics(30.0, 0.94, 25.0),
+        "val-gan": val_metrics(29.8, 0.95, 20.0),
+    }.items():
+        folders[name] = tmp_path / name
+        folders[name].mkdir()
+        (folders[name] / "metrics.json").write_text(json.dumps(metrics))
+    out = tmp_path / "pretrained"
+    summary = shipping.ship(tiny_models, folders["reports"], Params(), "params.yaml", out=out,
+                            versus=(tiny_models, folders["reports-gan"]),
+                            validation=(folders["val"], folders["val-gan"]))  # fmt: skip
+    assert summary["chosen"].startswith("the GAN fine-tune")
+    shipped_card = card.ModelCard.load(out)
+    assert shipped_card.provenance["test metrics"]["model"]["psnr"] == 29.9
+    assert shipped_card.provenance["the other's test metrics"]["psnr"] == 30.0
+    assert "the GAN fine-tune: both perceptual scores better" in (out / "README.md").read_text()
+    with pytest.raises(DatasetError, match="--versus needs --validation"):
+        shipping.ship(tiny_models, folders["reports"], Params(), "params.yaml", out=out,
+                      versus=(tiny_models, folders["reports-gan"]))  # fmt: skip

@@ -225,12 +225,19 @@ def train(
         typer.Option(help="checkpoint folder [default: checkpoints/<MODELS folder name>]"),
     ] = None,
     seed: Annotated[int | None, typer.Option(help="random seed")] = None,
+    init: Annotated[
+        str | None, typer.Option(help="start from: none | shipped | a models folder (fine-tune)")
+    ] = None,
+    lambda_adv: Annotated[
+        float | None, typer.Option(help="adversarial loss weight (0 = L1 only)")
+    ] = None,
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:
     """Train the U-Net generator against the CNN discriminator (checkpoints, MLflow run)."""
     with user_errors():
         p = load_params(params)
-        cfg = override(p.train, "train", epochs=epochs, batch_size=batch_size, lr=lr, device=device)
+        cfg = override(p.train, "train", epochs=epochs, batch_size=batch_size, lr=lr,
+                       device=device, init=init, lambda_adv=lambda_adv)  # fmt: skip
         seed = seed if seed is not None else p.seed
         summary = stages.train.run(
             p.model, cfg, p.mlflow, patches_dir, models_dir, reports, seed, resume, checkpoints
@@ -248,12 +255,19 @@ def evaluate(
     ] = None,
     out_dir: Annotated[Path, typer.Option("--out", help="report folder")] = Path("reports"),
     crop: Annotated[str | None, typer.Option(help="score only the central HxW")] = None,
+    split: Annotated[
+        str | None, typer.Option(help="test, or val to choose between models (test unseen)")
+    ] = None,
+    baselines: Annotated[
+        str | None, typer.Option(help="comma-separated baselines, e.g. amplify; none for none")
+    ] = None,
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:
     """Score the model against amplify and amplify+BM3D on the test split; write a report."""
     with user_errors():
         p = load_params(params)
-        cfg = override(p.evaluate, "evaluate", crop=crop)
+        names = None if baselines is None else [b for b in baselines.split(",") if b != "none"]
+        cfg = override(p.evaluate, "evaluate", crop=crop, split=split, baselines=names)
         summary = stages.evaluate.run(
             cfg, p.infer, p.mlflow, models_dir, pairs_path, converted, out_dir
         )
@@ -511,13 +525,23 @@ def export_pretrained(
     reproduce: Annotated[
         str, typer.Option(help="the command that reproduces it, for the card")
     ] = "make pretrain",
+    versus: Annotated[
+        tuple[Path, Path] | None,
+        typer.Option(help="MODELS REPORTS of its GAN fine-tune, shipped if validation favours it"),
+    ] = None,
+    validation: Annotated[
+        tuple[Path, Path] | None,
+        typer.Option(help="validation REPORTS of MODELS and of --versus (evaluate --split val)"),
+    ] = None,
 ) -> None:
     """Make MODELS the model shipped with lowlight (src/lowlight/pretrained/), with its card."""
     from lowlight.shipping import ship
 
     with user_errors():
         p = load_params(params)
-        show("export pretrained", ship(models_dir, reports, p, str(params), reproduce))
+        summary = ship(models_dir, reports, p, str(params), reproduce, versus=versus,
+                       validation=validation)  # fmt: skip
+        show("export pretrained", summary)
 
 
 if __name__ == "__main__":

@@ -260,8 +260,11 @@ class TrainConfig(Section):
         "minutes, or after the epochs if sooner; the cosine then decays over whichever ends "
         "first. For equal-time comparisons; the run then depends on the machine's speed",
     )
-    init: Literal["none", "shipped"] = Field(
-        "none", description="start the generator from the model shipped with lowlight (fine-tune)"
+    init: str = Field(
+        "none",
+        min_length=1,
+        description="start the generator from trained weights (a fine-tune): none, shipped (the "
+        "model shipped with lowlight) or a models folder (e.g. an L1 model for the GAN's)",
     )
     device: Literal["auto", "cpu", "cuda"] = "auto"
     amp: bool = Field(True, description="mixed precision on CUDA (ignored on CPU)")
@@ -297,6 +300,9 @@ class EvaluateConfig(Section):
     # SID's authors advise leaving out these misaligned test scenes.
     exclude_scenes: list[str] = ["10034", "10045", "10172"]
     baselines: list[str] = ["amplify", "amplify+bm3d"]
+    split: Literal["test", "val"] = Field(
+        "test", description="the pairs scored: test, or val to choose between models"
+    )
     zoom: int = Field(3, ge=1, description="magnification of the grids' zoomed row")
 
     @field_validator("crop", mode="before")

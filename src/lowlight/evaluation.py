@@ -167,9 +167,11 @@ def markdown_table(summary: dict, bucket: str) -> list[str]:
     return lines
 
 
-def report_markdown(summary: dict, grids: list[tuple[str, str]], note: str) -> str:
+def report_markdown(
+    summary: dict, grids: list[tuple[str, str]], note: str, split: str = "test"
+) -> str:
     """``report.md``: overall and per-ratio tables, then every comparison grid."""
-    lines = ["# Evaluation on the test split", "", note, "", "## Overall", ""]
+    lines = [f"# Evaluation on the {split} split", "", note, "", "## Overall", ""]
     lines += markdown_table(summary, "overall")
     buckets = sorted({b for m in summary.values() for b in m if b.startswith("ratio_")})
     for bucket in buckets:
@@ -281,7 +283,7 @@ def write_evaluation(
         f"{card.input}.\n\n" + metrics_note(scores)
     )
     with storage.atomic_path(out / "report.md") as tmp:
-        tmp.write_text(report_markdown(summary, grids, note) + "\n")
+        tmp.write_text(report_markdown(summary, grids, note, cfg.split) + "\n")
 
 
 def metrics_note(scores: list[dict]) -> str:
@@ -318,8 +320,11 @@ def metrics_note(scores: list[dict]) -> str:
     )
 
 
-def log_evaluation(mlflow_cfg: MlflowConfig, run_id: str, summary: dict, out: Path) -> None:
-    """Add the test metrics and the report to the training run, when it can be found."""
+def log_evaluation(
+    mlflow_cfg: MlflowConfig, run_id: str, summary: dict, out: Path, split: str = "test"
+) -> None:
+    """Add the split's metrics (``test_*``, ``val_*``) and the report to the training run,
+    when it can be found."""
     import mlflow
 
     from lowlight import tracking
@@ -330,13 +335,14 @@ def log_evaluation(mlflow_cfg: MlflowConfig, run_id: str, summary: dict, out: Pa
     try:
         with tracking.run(mlflow_cfg, run_id=run_id):
             flat = {
-                f"test_{bucket}_{name}_{method}".replace("+", "_"): value
+                f"{split}_{bucket}_{name}_{method}".replace("+", "_"): value
                 for method, buckets in summary.items()
                 for bucket, values in buckets.items()
                 for name, value in values.items()
                 if name in SUMMARY
             }
             mlflow.log_metrics(flat)
-            mlflow.log_artifacts(str(out), "evaluation")
+            folder = "evaluation" if split == "test" else f"evaluation-{split}"
+            mlflow.log_artifacts(str(out), folder)
     except mlflow.exceptions.MlflowException as exc:
         log.warning("could not log the evaluation to MLflow run %s: %s", run_id, exc)

@@ -42,6 +42,38 @@ def training_data(params: Params) -> dict:
     return synth.split_sources(plans, [name for name, _ in photos])
 
 
+# What the adversarial fine-tune may cost in PSNR on validation to ship (issue 23).
+MAX_PSNR_COST = 0.3
+
+
+def read_metrics(reports_dir: Path) -> dict:
+    path = Path(reports_dir) / "metrics.json"
+    if not path.exists():
+        raise DatasetError(f"{path}: not found; evaluate the model first")
+    return json.loads(path.read_text())
+
+
+def choose(l1_val: dict, gan_val: dict) -> tuple[bool, str]:
+    """Whether the GAN fine-tune ships instead of the L1 model it started from, and why, from
+    both models' validation metrics (never the test split's): both perceptual scores better
+    (MS-SSIM higher, BRISQUE lower) at a PSNR cost of at most MAX_PSNR_COST."""
+    a, b = l1_val["model"]["overall"], gan_val["model"]["overall"]
+    cost = a["psnr"] - b["psnr"]
+    figures = (
+        f"validation, L1 -> GAN: PSNR {a['psnr']:.2f} -> {b['psnr']:.2f} dB, MS-SSIM "
+        f"{a['msssim']:.4f} -> {b['msssim']:.4f}, BRISQUE {a['brisque']:.1f} -> {b['brisque']:.1f}"
+    )
+    perceptual = b["msssim"] > a["msssim"] and b["brisque"] < a["brisque"]
+    if perceptual and cost <= MAX_PSNR_COST:
+        return True, f"the GAN fine-tune: both perceptual scores better ({figures})"
+    why = (
+        f"costs {cost:.2f} dB, over {MAX_PSNR_COST}"
+        if perceptual
+        else "does not improve both perceptual scores"
+    )
+    return False, f"the L1 model: the GAN fine-tune {why} ({figures})"
+
+
 def ship(
     models_dir: Path,
     reports_dir: Path,
@@ -49,6 +81,8 @@ def ship(
     params_file: str,
     command: str = "make pretrain",
     out: Path = card.SHIPPED,
+    versus: tuple[Path, Path] | None = None,
+    validation: tuple[Path, Path] | None = None,
 ) -> dict:
     """Copy ``models_dir``'s generator and card, with provenance and ``reports_dir``'s test
     metrics, into ``out`` (the package's shipped model)."""
@@ -56,11 +90,20 @@ def ship(
 
     from lowlight import tracking
 
+    choice = {}
+    if versus is not None:  # (GAN models, GAN reports): ship it if validation favours it
+        if validation is None:
+            raise DatasetError("--versus needs --validation: both models' validation reports")
+        gan, why = choose(read_metrics(validation[0]), read_metrics(validation[1]))
+        other = reports_dir if gan else versus[1]
+        if gan:
+            models_dir, reports_dir = versus
+        choice = {
+            "chosen": why,
+            "the other's test metrics": read_metrics(other)["model"]["overall"],
+        }
     state, trained = card.load_state(models_dir)  # checked against its card
-    metrics_path = Path(reports_dir) / "metrics.json"
-    if not metrics_path.exists():
-        raise DatasetError(f"{metrics_path}: not found; evaluate the model before shipping it")
-    metrics = json.loads(metrics_path.read_text())
+    metrics = read_metrics(reports_dir)
     provenance = {
         **trained.provenance,
         "trained on": "synthetic SID-layout frames of lowlight synth (no real photo pairs)",
@@ -77,6 +120,7 @@ def ship(
             m: {k: v["psnr"] for k, v in b.items() if k.startswith("ratio_")}
             for m, b in metrics.items()
         },
+        **choice,
         "reproduce": command,
     }
     shipped = dataclasses.replace(trained, provenance=provenance)
@@ -92,7 +136,8 @@ def ship(
         shutil.rmtree(out)
         raise DatasetError(f"{out}: {size / 2**20:.1f} MiB, over the {MAX_BYTES / 2**20:.0f} MiB "
                            "the package may carry; train a smaller model")  # fmt: skip
-    return {"out": str(out), "bytes": size, "input": shipped.input, **shipped.arguments}
+    return {"out": str(out), "bytes": size, "input": shipped.input, **shipped.arguments,
+            **({"chosen": choice["chosen"]} if choice else {})}  # fmt: skip
 
 
 def readme(shipped: card.ModelCard) -> str:

@@ -57,18 +57,22 @@ def build_models(cfg: ModelConfig, seed: int) -> tuple[UNetGenerator, ConvDiscri
     return generator, discriminator
 
 
-def init_from_shipped(generator: UNetGenerator) -> None:
-    """Start from the shipped model's weights (``train.init: shipped``): same architecture."""
+def init_generator(generator: UNetGenerator, init: str) -> None:
+    """Start from trained weights (``train.init``): the shipped model's, or a models folder's
+    (a fine-tune, e.g. the adversarial one from an L1 model); same architecture."""
     from lowlight import card
 
-    shipped, shipped_card = card.load_generator(card.shipped())
-    if shipped.config != generator.config:
+    folder = card.shipped() if init == "shipped" else Path(init)
+    if not (folder / card.WEIGHTS).exists():
+        raise TrainError(f"train.init {init}: no {card.WEIGHTS} in {folder}")
+    trained, trained_card = card.load_generator(folder)
+    if trained.config != generator.config:
         raise TrainError(
-            f"train.init shipped: the shipped model is {shipped_card.input} {shipped.config}, "
+            f"train.init {init}: that model is {trained_card.input} {trained.config}, "
             f"the model params give {generator.config}; set model.* to match or train.init none"
         )
-    generator.load_state_dict(shipped.state_dict())
-    log.info("generator initialised from the shipped model (%s)", card.SHIPPED)
+    generator.load_state_dict(trained.state_dict())
+    log.info("generator initialised from %s", folder)
 
 
 def unwrap(module: torch.nn.Module) -> torch.nn.Module:
@@ -457,8 +461,8 @@ def fit(
 
     torch.manual_seed(seed)  # dropout; restored from the checkpoint on resume
     progress = load_checkpoint(checkpoint, trainer, key) if resume else Progress()
-    if cfg.init == "shipped" and not resume:
-        init_from_shipped(trainer.plain_generator)
+    if cfg.init != "none" and not resume:
+        init_generator(trainer.plain_generator, cfg.init)
     if resume:
         log.info("resuming at epoch %d, step %d", progress.epoch, progress.step)
         if progress.world_size != group.world and progress.step_in_epoch:

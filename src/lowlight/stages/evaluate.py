@@ -1,4 +1,5 @@
-"""evaluate: the model and the classical baselines on every test pair; metrics, grids, report."""
+"""evaluate: the model and the classical baselines on every test pair (or validation pair, to
+choose between models without touching the test split); metrics, grids, report."""
 
 from __future__ import annotations
 
@@ -19,17 +20,17 @@ def run(
     converted: storage.Location | None,
     out: Path,
 ) -> dict:
-    """Score the model and the baselines on the test split; write metrics, grids and report."""
+    """Score the model and the baselines on ``cfg.split``; write metrics, grids and report."""
     from lowlight.baselines import BASELINES
 
     table, converted = pairs.read_pairs(pairs_loc, converted)
     rows = [
         r
         for r in sorted(table.to_pylist(), key=lambda r: r["pair_id"])
-        if r["split"] == "test" and r["scene_id"] not in cfg.exclude_scenes
+        if r["split"] == cfg.split and r["scene_id"] not in cfg.exclude_scenes
     ]
     if not rows:
-        raise DatasetError(f"{pairs_loc}: no test pairs to evaluate (after excluded scenes)")
+        raise DatasetError(f"{pairs_loc}: no {cfg.split} pairs to evaluate (after excluded scenes)")
     model, card = inference.load_model(models_dir, infer.device, infer.precision)
     card.mode.check_pairs(rows, pairs_loc)
     methods = {name: BASELINES[name] for name in cfg.baselines}
@@ -46,10 +47,10 @@ def run(
         scores, grids = evaluation.score_pairs(rows, methods, converted, cfg, grids_dir, card.mode)
     summary = evaluation.summarize(scores)
     evaluation.write_evaluation(out, summary, scores, grids, card, cfg)
-    evaluation.log_evaluation(mlflow_cfg, card.mlflow_run_id, summary, out)
+    evaluation.log_evaluation(mlflow_cfg, card.mlflow_run_id, summary, out, cfg.split)
     model_psnr = summary["model"]["overall"]["psnr"]
     return {
-        "test_pairs": len(rows),
+        f"{cfg.split}_pairs": len(rows),
         **{f"psnr_{m}": s["overall"]["psnr"] for m, s in summary.items()},
         "ssim_model": summary["model"]["overall"]["ssim"],
         **{
