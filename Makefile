@@ -19,6 +19,10 @@ $(STAMP): $(BIN)/python pyproject.toml constraints.txt
 	$(BIN)/pip install -q -c constraints.txt -e ".[dev]" 2>&1 \
 	  | { grep -v "is ignored: it is neither" || true; }
 	$(BIN)/python -c "import lowlight, rawpy, torch, mlflow, kfp, dvc"
+	@# KServe's SDK apart and without its dependencies: only its typed models, for the schema
+	@# check of `lowlight models serve-manifest` (tests/kserve_schema.py)
+	$(BIN)/pip install -q --upgrade --no-deps --target $(VENV)/kserve-sdk -c constraints.txt kserve 2>&1 \
+	  | { grep -v "is ignored: it is neither" || true; }
 	touch $(STAMP)
 
 install: $(STAMP)

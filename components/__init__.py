@@ -7,6 +7,9 @@ imports and calls: KFP ships a component's source, not its module.
 """
 
 from lowlight.components.convert import convert
+from lowlight.components.enhance_collect import enhance_collect
+from lowlight.components.enhance_list import enhance_list
+from lowlight.components.enhance_shard import enhance_shard
 from lowlight.components.evaluate import evaluate
 from lowlight.components.ingest import ingest
 from lowlight.components.pair import pair
@@ -15,4 +18,5 @@ from lowlight.components.register import register
 from lowlight.components.train import train
 from lowlight.components.train_job import train_job
 
-__all__ = ["ingest", "convert", "pair", "patch", "train", "train_job", "evaluate", "register"]
+__all__ = ["ingest", "convert", "pair", "patch", "train", "train_job", "evaluate", "register",
+           "enhance_list", "enhance_shard", "enhance_collect"]  # fmt: skip

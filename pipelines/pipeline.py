@@ -33,6 +33,10 @@ RESOURCES = {
     "train_job": ("1", "1G", "4G"),  # only creates the PyTorchJob and waits for it
     "evaluate": ("4", "8G", "16G"),
     "register": ("1", "2G", "4G"),
+    # the enhance pipeline (pipelines/enhance.py)
+    "list": ("1", "1G", "2G"),
+    "enhance": ("4", "8G", "16G"),
+    "collect": ("1", "1G", "4G"),
 }
 
 
@@ -205,6 +209,7 @@ def build(params: Params, image: str = cluster.IMAGE, distributed: bool = False)
                 reports=evaluate_task.outputs["reports"],
                 register_params=register,
                 infer_params=infer,
+                convert_params=convert,
                 mlflow_params=mlflow,
             )
             configure(register_task, "register", both).set_caching_options(False)

@@ -1,17 +1,20 @@
-"""The Kubeflow pipeline compiled to IR: steps, fan-out, GPU request, secrets, parameters."""
+"""The Kubeflow pipelines (train, enhance) compiled to IR: steps, fan-out, GPU request, secrets,
+parameters."""
 
 from __future__ import annotations
 
 import inspect
+import re
 from pathlib import Path
 
 import pytest
 import yaml
 
 from lowlight import cluster, components
-from lowlight.config import Params
-from lowlight.errors import ConfigError
+from lowlight.config import InferConfig, Params
+from lowlight.errors import ConfigError, LowlightError
 from lowlight.pipelines import pipeline, runner
+from tests.conftest import one_line_error
 
 STEPS = ["ingest", "convert", "pair", "patch", "train", "evaluate", "register"]
 
@@ -172,3 +175,103 @@ def test_components_do_not_import_the_pipeline():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "False"
+
+
+def test_register_logs_the_runs_convert_settings_with_the_model(ir):
+    spec, _ = ir
+    condition = next(t for n, t in spec["root"]["dag"]["tasks"].items() if n.startswith("condit"))
+    inner = spec["components"][condition["componentRef"]["name"]]["dag"]["tasks"]
+    convert = inner["register"]["inputs"]["parameters"]["convert_params"]
+    assert convert["componentInputParameter"] == "pipelinechannel--convert"
+
+
+ENHANCE_STEPS = ["enhance_list", "enhance_shard", "enhance_collect"]
+
+
+@pytest.fixture(scope="module")
+def enhance_ir(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, dict]:
+    out = tmp_path_factory.mktemp("ir") / "enhance.yaml"
+    summary = runner.compile_pipeline(Params(), out, "registry.example/lowlight:9", name="enhance")
+    assert summary["pipeline"] == "lowlight-enhance" and "train" not in summary
+    spec, platform = yaml.safe_load_all(out.read_text())
+    return spec, platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+
+
+def test_cli_compiles_the_enhance_pipeline_by_name(cli, tmp_path: Path):
+    result = cli("pipeline", "compile", tmp_path / "e.yaml", "--pipeline", "enhance")
+    assert result.exit_code == 0, result.output
+    spec = next(yaml.safe_load_all((tmp_path / "e.yaml").read_text()))
+    assert spec["pipelineInfo"]["name"] == "lowlight-enhance"
+    parameters = spec["root"]["inputDefinitions"]["parameters"]
+    assert set(parameters) == {"source", "output", "model", "ratio", "shards", "infer", "mlflow"}
+    assert not parameters["source"].get("isOptional") and not parameters["output"].get("isOptional")
+    assert parameters["model"]["defaultValue"] == "models:/lowlight@champion"
+    assert parameters["ratio"]["defaultValue"] == "auto"
+    assert InferConfig.model_validate(parameters["infer"]["defaultValue"]) == InferConfig()
+    result = cli("pipeline", "compile", tmp_path / "x.yaml", "--pipeline", "nope")
+    one_line_error(result, "--pipeline 'nope'", "train, enhance")
+    result = cli(
+        "pipeline", "compile", tmp_path / "x.yaml", "--pipeline", "enhance", "--distributed"
+    )
+    one_line_error(result, "--distributed")
+    assert not (tmp_path / "x.yaml").exists()
+
+
+def test_enhance_fans_out_over_shards_and_collects_one_manifest(enhance_ir):
+    spec, platform = enhance_ir
+    tasks = spec["root"]["dag"]["tasks"]
+    loop = next(t for name, t in tasks.items() if name.startswith("for-loop"))
+    assert loop["parameterIterator"]["items"]["inputParameter"].endswith("enhance-list-Output")
+    loop_tasks = spec["components"][loop["componentRef"]["name"]]["dag"]["tasks"]
+    assert list(loop_tasks) == ["enhance-shard"]
+    assert "for-loop" in str(tasks["enhance-collect"]["inputs"]["artifacts"]["rows"])
+    rows = spec["components"]["comp-enhance-collect"]["inputDefinitions"]["artifacts"]["rows"]
+    assert rows["isArtifactList"]
+    # every step reads or writes outside the pipeline root: never cached; store reads retried
+    shard = loop_tasks["enhance-shard"]
+    for task in (tasks["enhance-list"], shard, tasks["enhance-collect"]):
+        assert task["cachingOptions"] == {} and task["retryPolicy"]["maxRetryCount"] == 2
+    executors = spec["deploymentSpec"]["executors"]
+    assert {e["container"]["image"] for e in executors.values()} == {"registry.example/lowlight:9"}
+    for executor in executors.values():
+        assert "stages.enhance_batch." in " ".join(executor["container"]["command"])
+        assert executor["container"]["resources"]["memoryLimit"] > 0
+    both = {cluster.S3_SECRET, cluster.MLFLOW_SECRET}
+    needs = {"enhance-list": both, "enhance-shard": both, "enhance-collect": {cluster.S3_SECRET}}
+    for step, secrets in needs.items():
+        assert {s["secretName"] for s in platform[f"exec-{step}"]["secretAsEnv"]} == secrets
+
+
+def test_enhance_components_are_thin_wrappers_around_the_stage():
+    for step in ENHANCE_STEPS:
+        source = inspect.getsource(getattr(components, step).python_func)
+        assert "stages.enhance_batch." in source
+        assert len([line for line in source.splitlines() if line.strip()]) < 40, step
+
+
+def test_enhance_arguments_are_validated_before_anything_runs():
+    good = ["source=s3://b/raw", "output=s3://b/enhanced"]
+    args = runner.arguments(Params(), [*good, "shards=8", "ratio=100", "infer.tile=64"], "enhance")
+    assert args["shards"] == 8 and args["ratio"] == "100" and args["infer"]["tile"] == 64
+    assert args["model"] == "models:/lowlight@champion" and "overlap" not in args["infer"]
+    named = Params.model_validate({"register": {"model_name": "night"}})
+    assert runner.arguments(named, good, "enhance")["model"] == "models:/night@champion"
+    mistakes = {
+        "needs --param source=": ["output=s3://b/enhanced"],
+        "needs --param output=": ["source=s3://b/raw"],
+        "lies inside the input s3://b/raw": ["source=s3://b/raw", "output=s3://b/raw/out"],
+        "expected models:/NAME@ALIAS": [*good, "model=lowlight"],
+        "above convert.max_ratio": [*good, "ratio=1000"],
+        "must be a number or 'auto'": [*good, "ratio=bright"],
+        "'shards'": [*good, "shards=0"],
+        "unknown parameter": [*good, "train.epochs=3"],
+    }
+    for message, overrides in mistakes.items():
+        with pytest.raises(LowlightError, match=re.escape(message)):
+            runner.arguments(Params(), overrides, "enhance")
+
+
+def test_run_local_enhance_without_its_folders_is_one_error(cli, tmp_path: Path):
+    result = cli("pipeline", "run-local", "--pipeline", "enhance", "--work", tmp_path / "w")
+    one_line_error(result, "--param source=", "--param output=")
+    assert not (tmp_path / "w").exists()  # refused before anything ran

@@ -416,8 +416,42 @@ def models_rollback(
         show("rollback", registry.rollback(c, model_name, alias))
 
 
+@models_app.command("serve-manifest")
+def models_serve_manifest(
+    version: Annotated[str | None, typer.Argument(help="version number")] = None,
+    alias: Annotated[
+        str | None, typer.Option(help="serve the version holding it (default: champion)")
+    ] = None,
+    name: NameOpt = None,
+    namespace: Annotated[str, typer.Option(help="Kubernetes namespace")] = "lowlight",
+    out_file: Annotated[Path | None, typer.Option("--out", help="write it here")] = None,
+    artifacts_destination: Annotated[
+        str | None,
+        typer.Option(
+            help="the MLflow server's --artifacts-destination "
+            "(default: $MLFLOW_ARTIFACTS_DESTINATION, else s3://mlflow/)"
+        ),
+    ] = None,
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """A KServe InferenceService for VERSION (or --alias): pipe it to `kubectl apply -f -`."""
+    from lowlight import serving, storage
+
+    with registry_client(params, name) as (c, model_name):
+        served, doc = serving.manifest(c, model_name, version, alias, namespace,
+                                       artifacts_destination)  # fmt: skip
+        text = serving.to_yaml(doc)
+        if out_file is None:
+            sys.stdout.write(text)
+            return
+        with storage.output_errors(out_file), storage.atomic_path(out_file) as tmp:
+            tmp.write_text(text)
+        console.print(f"{out_file}: InferenceService {doc['metadata']['name']} serving "
+                      f"models:/{served.name}/{served.version}", highlight=False)  # fmt: skip
+
+
 pipeline_app = typer.Typer(
-    help="The Kubeflow pipeline: compile it, run it here, submit it to a cluster.",
+    help="The Kubeflow pipelines (train, enhance): compile, run here, submit to a cluster.",
     no_args_is_help=True,
 )
 app.add_typer(pipeline_app, name="pipeline")
@@ -430,6 +464,12 @@ DistributedOpt = Annotated[
     typer.Option("--distributed", help="train as a PyTorchJob of `nodes` pods x `gpus` GPUs"),
 ]
 ImageOpt = Annotated[str | None, typer.Option(help="component image [default: lowlight:<version>]")]
+PipelineOpt = Annotated[
+    str,
+    typer.Option(
+        "--pipeline", help="train (data -> registered model) | enhance (RAW folder -> PNGs)"
+    ),
+]
 
 
 @pipeline_app.command("compile")
@@ -437,15 +477,16 @@ def pipeline_compile(
     out: Annotated[Path, typer.Argument(metavar="OUT.yaml", help="IR YAML to write")],
     image: ImageOpt = None,
     distributed: DistributedOpt = False,
+    pipeline: PipelineOpt = "train",
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:
-    """Compile the pipeline (defaults from params.yaml) to Kubeflow's IR YAML."""
+    """Compile a pipeline (defaults from params.yaml) to Kubeflow's IR YAML."""
     from lowlight import cluster
     from lowlight.pipelines import runner
 
     with user_errors():
         summary = runner.compile_pipeline(
-            load_params(params), out, image or cluster.IMAGE, distributed
+            load_params(params), out, image or cluster.IMAGE, distributed, pipeline
         )
         show("pipeline compile", summary)
 
@@ -456,13 +497,16 @@ def pipeline_run_local(
         "kfp-local"
     ),
     param: ParamOpt = None,
+    pipeline: PipelineOpt = "train",
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:
-    """Run the same pipeline on synthetic data on this machine (kfp.local.SubprocessRunner)."""
+    """Run a pipeline on this machine (kfp.local.SubprocessRunner): train on synthetic data, or
+    enhance the RAW files of --param source=... into --param output=...."""
     from lowlight.pipelines import runner
 
     with user_errors():
-        show("pipeline run-local", runner.run_local(load_params(params), work, param or []))
+        p = load_params(params)
+        show("pipeline run-local", runner.run_local(p, work, param or [], pipeline))
 
 
 @pipeline_app.command("submit")
@@ -477,6 +521,7 @@ def pipeline_submit(
     image: ImageOpt = None,
     distributed: DistributedOpt = False,
     param: ParamOpt = None,
+    pipeline: PipelineOpt = "train",
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:
     """Compile and start a run on a cluster; the token comes from KF_PIPELINES_TOKEN."""
@@ -487,9 +532,9 @@ def pipeline_submit(
 
     with user_errors(), tempfile.TemporaryDirectory() as tmp:
         p = load_params(params)
-        args = runner.arguments(p, param or [])
+        args = runner.arguments(p, param or [], pipeline)
         package = Path(tmp) / "pipeline.yaml"
-        runner.compile_pipeline(p, package, image or cluster.IMAGE, distributed)
+        runner.compile_pipeline(p, package, image or cluster.IMAGE, distributed, pipeline)
         show("pipeline submit",
              runner.submit(package, host, args, experiment, namespace, run_name,
                            service_account))  # fmt: skip

@@ -33,5 +33,9 @@ SECRETS = {S3_SECRET: S3_ENV, MLFLOW_SECRET: MLFLOW_ENV}
 SERVICE_ACCOUNT = "lowlight-pipeline"
 NAMESPACE = "lowlight"
 
+# Where the MLflow server keeps the artifacts it proxies (`mlflow-artifacts:/PATH` is
+# `<this>PATH`): infra/k8s/base's ARTIFACTS_DESTINATION and docker-compose's.
+ARTIFACTS_DESTINATION = "s3://mlflow/"
+
 # GPU request of the train step (the NVIDIA device plugin's resource name).
 ACCELERATOR = "nvidia.com/gpu"

@@ -125,16 +125,22 @@ def load_shipped(device: str = "auto", precision: str = "float32") -> tuple[Tile
 
 def load_registered(uri: str) -> tuple[TileFn, ModelCard]:
     """A registered pyfunc model (``models:/NAME@ALIAS`` or ``models:/NAME/VERSION``)."""
+    model = registered_model(uri)
+    return model.tile_fn, model.card
+
+
+def registered_model(uri: str):  # -> lowlight.pyfunc.LowlightModel (imports mlflow)
+    """The registered model itself: its tile function, card and the settings that travel
+    with it (``convert``: how it decodes RAW files)."""
     import mlflow
 
     try:
-        model = mlflow.pyfunc.load_model(uri).unwrap_python_model()
+        return mlflow.pyfunc.load_model(uri).unwrap_python_model()
     except mlflow.exceptions.MlflowException as exc:
         raise ModelLoadError(
             f"{uri}: {str(exc).splitlines()[0][:200]} (use --model with a models folder, or "
             "`lowlight models list` to see what is registered)"
         ) from None
-    return model.tile_fn, model.card
 
 
 def from_unit(image: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -150,8 +156,9 @@ def enhance(
     batch: int = 4,
     multiple: int = 1,
 ) -> np.ndarray:
-    """Enhance a whole image in float [0, 1] (clamped), tile by tile: HxWx3 RGB, or a packed
-    Bayer HxWx4 for a bayer model (then the tile and overlap are in packed pixels).
+    """Enhance a whole float image tile by tile, the output clamped to [0, 1]: HxWx3 RGB in
+    [0, 1], or a packed Bayer HxWx4 for a bayer model, signed (read noise below black kept, as
+    in training; the tile and overlap are then in packed pixels).
     ``multiple``: the model card's; tiles start on it (``tiling.run_tiles``)."""
     return np.clip(run_tiles(image, model, tile, overlap, batch, multiple), 0.0, 1.0)
 

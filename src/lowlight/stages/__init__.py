@@ -1,6 +1,7 @@
 """The pipeline's stages, one wiring module each, shared by the CLI, dvc.yaml (through the CLI)
 and the Kubeflow components: synth, convert, pair, patch, train, evaluate, register (plus
-ingest and train_job for Kubeflow, enhance for photographers).
+ingest and train_job for Kubeflow, enhance for photographers, enhance_batch for Kubeflow's
+enhance pipeline).
 
 Each module's ``run`` takes its validated config section plus input and output locations,
 calls the domain code, writes the outputs and returns a small summary dict. Modules load on
@@ -23,6 +24,7 @@ NAMES = (
     "evaluate",
     "register",
     "enhance",
+    "enhance_batch",
 )
 
 
