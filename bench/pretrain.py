@@ -192,11 +192,15 @@ def main(argv: list[str]) -> int:
               f"baselines.BM3D_SIGMA_SCALE = {BM3D_SIGMA_SCALE:g}: "
               f"{yes_no(best == f'x{BM3D_SIGMA_SCALE:g}')}", ""]  # fmt: skip
     overall = model["overall"]
+    errors = {c: overall[f"mean_error_{c}"] for c in ("r", "g", "b")}
+    channels = ", ".join(f"{c.upper()} {v:+.1%}" for c, v in errors.items())
+    worst = max(abs(v) for v in errors.values())
     goals = [
         ["every ratio: gain and SSIM", f"{sum(met)} of {len(met)}", "all", yes_no(all(met))],
-        ["per-channel mean vs ground truth (median over frames)",
-         f"{overall['mean_error']:.1%}", f"<= {GOAL_MEAN_ERROR:.0%}",
-         yes_no(overall["mean_error"] <= GOAL_MEAN_ERROR)],
+        ["per-channel mean vs ground truth (each channel's median over frames; the largest "
+         "channel per frame in brackets)",
+         f"{channels} ({overall['mean_error']:.1%})", f"<= {GOAL_MEAN_ERROR:.0%}",
+         yes_no(worst <= GOAL_MEAN_ERROR)],
         ["darkest tenth lifted (mean, /255)", f"{overall['dark_lift']:+.2f}",
          f"<= {GOAL_DARK_LIFT:g}", yes_no(overall["dark_lift"] <= GOAL_DARK_LIFT)],
     ]  # fmt: skip
