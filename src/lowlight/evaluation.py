@@ -16,6 +16,7 @@ from lowlight import imageio, metrics, storage
 from lowlight.card import ModelCard
 from lowlight.colour import linear_to_srgb, srgb_to_linear
 from lowlight.config import EvaluateConfig, MlflowConfig
+from lowlight.errors import DatasetError
 from lowlight.modes import InputMode, to_unit
 from lowlight.rendering import RenderParams
 
@@ -252,6 +253,14 @@ def score_pairs(
         imageio.write_image(grid, comparison_grid(columns, cfg.zoom), "png")
         grids.append((row["pair_id"], f"grids/{grid.name}"))
     return scores, grids
+
+
+def read_metrics(reports_dir: Path) -> dict:
+    """A report folder's metrics.json (``write_evaluation``), or one line saying to evaluate."""
+    path = Path(reports_dir) / "metrics.json"
+    if not path.exists():
+        raise DatasetError(f"{path}: not found; run `lowlight evaluate` first")
+    return json.loads(path.read_text())
 
 
 def write_evaluation(

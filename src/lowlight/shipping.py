@@ -9,11 +9,10 @@ and ``train.init: shipped`` fine-tunes from it.
 from __future__ import annotations
 
 import dataclasses
-import json
 import shutil
 from pathlib import Path
 
-from lowlight import card, storage
+from lowlight import card, evaluation, storage
 from lowlight.config import Params, SynthConfig
 from lowlight.errors import DatasetError
 
@@ -44,13 +43,6 @@ def training_data(params: Params) -> dict:
 
 # What the adversarial fine-tune may cost in PSNR on validation to ship (issue 23).
 MAX_PSNR_COST = 0.3
-
-
-def read_metrics(reports_dir: Path) -> dict:
-    path = Path(reports_dir) / "metrics.json"
-    if not path.exists():
-        raise DatasetError(f"{path}: not found; evaluate the model first")
-    return json.loads(path.read_text())
 
 
 def choose(l1_val: dict, gan_val: dict) -> tuple[bool, str]:
@@ -94,16 +86,16 @@ def ship(
     if versus is not None:  # (GAN models, GAN reports): ship it if validation favours it
         if validation is None:
             raise DatasetError("--versus needs --validation: both models' validation reports")
-        gan, why = choose(read_metrics(validation[0]), read_metrics(validation[1]))
+        gan, why = choose(*(evaluation.read_metrics(folder) for folder in validation))
         other = reports_dir if gan else versus[1]
         if gan:
             models_dir, reports_dir = versus
         choice = {
             "chosen": why,
-            "the other's test metrics": read_metrics(other)["model"]["overall"],
+            "the other's test metrics": evaluation.read_metrics(other)["model"]["overall"],
         }
     state, trained = card.load_state(models_dir)  # checked against its card
-    metrics = read_metrics(reports_dir)
+    metrics = evaluation.read_metrics(reports_dir)
     provenance = {
         **trained.provenance,
         "trained on": "synthetic SID-layout frames of lowlight synth (no real photo pairs)",

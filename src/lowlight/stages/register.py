@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from lowlight import storage
+from lowlight import evaluation, storage
 from lowlight.card import ModelCard
 from lowlight.config import ConvertConfig, InferConfig, MlflowConfig, RegisterConfig
-from lowlight.errors import DatasetError
 
 
 def run(
@@ -33,7 +32,7 @@ def run(
 
     models_dir, reports_dir = Path(models_dir), Path(reports_dir)
     card = ModelCard.load(models_dir)
-    metrics = _metrics(reports_dir)
+    metrics = evaluation.read_metrics(reports_dir)
     run_id = card.mlflow_run_id
     if not run_id:
         raise registry.RegistryError(f"{models_dir}: the model card names no MLflow training run")
@@ -74,15 +73,8 @@ def gate(cfg: RegisterConfig, mlflow_cfg: MlflowConfig, reports_dir: Path) -> di
     """Would the evaluated model become champion? (Kubeflow registers only if it would.)"""
     from lowlight import registry, tracking
 
-    metrics = _metrics(Path(reports_dir))
+    metrics = evaluation.read_metrics(reports_dir)
     uri = tracking.tracking_uri(mlflow_cfg)
     with registry.registry_errors(uri):
         result = registry.gate(registry.client(uri), cfg, metrics)
     return {"passed": result.passed, "reason": result.reason}
-
-
-def _metrics(reports_dir: Path) -> dict:
-    path = reports_dir / "metrics.json"
-    if not path.exists():
-        raise DatasetError(f"{path}: not found; run `lowlight evaluate` first")
-    return json.loads(path.read_text())
