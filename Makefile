@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: venv install demo pretrain pretrain-gpu test test-fast bench lint ui clean
+.PHONY: venv install demo pretrain pretrain-raw pretrain-srgb pretrain-gpu test test-fast bench lint ui clean
 
 venv: $(BIN)/python
 
@@ -46,14 +46,18 @@ demo: install
 	@$(BIN)/python -c "import json; from lowlight.pyfunc import usage; r = json.load(open('reports/registration.json')); a = 'champion' if 'champion' in r['aliases'] else r['aliases'][0]; print(f\"  -> {r['name']} version {r['version']} {r['aliases']}: {r['gate_reason']}\"); print('  load it:', usage('models:/' + r['name'] + '@' + a))"
 	@echo "  MLflow runs:                sqlite:///mlruns/mlflow.db  (browse: .venv/bin/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db)"
 
-# The shipped model's recipe (pretrain/params.yaml): every stage inside pretrain/ (at most 90
+# The shipped models' recipes, one per kind of input (at most 2 hours in all on 2 CPU cores);
+# each ends in src/lowlight/pretrained/<input mode>/ with its card: commit that.
+pretrain: pretrain-raw pretrain-srgb
+
+# The RAW model's recipe (pretrain/params.yaml): every stage inside pretrain/ (at most 90
 # minutes on 2 CPU cores): an L1 model, then its adversarial fine-tune (the seed's two-step GAN,
 # pix2pix's weights: L1 x100 + adversarial x1), both evaluated on test and on validation; the
 # one validation favours (both perceptual scores better at <= 0.3 dB PSNR cost, else the L1
-# model) becomes src/lowlight/pretrained/ with its card, which says why: commit that. One
+# model) becomes src/lowlight/pretrained/bayer/ with its card, which says why. One
 # fine-tune epoch: the discriminator's step makes it ~1.4 steps/s here (L1 alone: ~11).
 GAN_FINETUNE ?= --init models --lambda-adv 1.0 --epochs 1 --lr 0.0001
-pretrain: install
+pretrain-raw: install
 	cd pretrain && lowlight synth data/synthetic && lowlight convert data/synthetic/Sony data/converted \
 	  && lowlight pair data/converted data/pairs.parquet && lowlight patch data/pairs.parquet data/patches \
 	  && lowlight train data/patches models --reports reports \
@@ -64,7 +68,22 @@ pretrain: install
 	       || exit 1; done \
 	  && lowlight export pretrained models reports --versus models-gan reports-gan \
 	       --validation reports-val reports-gan-val --reproduce "make pretrain"
-	@echo "shipped: src/lowlight/pretrained/ (README.md is its card); reports: pretrain/reports*/report.md"
+	@echo "shipped: src/lowlight/pretrained/bayer/ (README.md is its card); reports: pretrain/reports*/report.md"
+
+# The sRGB model's recipe (pretrain/srgb.yaml), inside pretrain/srgb/ (at most 30 minutes on 2
+# CPU cores): dark JPEGs as a camera makes them (synth.output jpeg), one L1 model, evaluated on
+# test against the tools a user would reach for (gamma+CLAHE, LIME, each then BM3D), shipped
+# to src/lowlight/pretrained/rgb/.
+SRGB_RECIPE ?= --params ../srgb.yaml
+pretrain-srgb: install
+	mkdir -p pretrain/srgb && cd pretrain/srgb && lowlight synth data/synthetic $(SRGB_RECIPE) \
+	  && lowlight convert data/synthetic/Sony data/converted $(SRGB_RECIPE) \
+	  && lowlight pair data/converted data/pairs.parquet $(SRGB_RECIPE) \
+	  && lowlight patch data/pairs.parquet data/patches $(SRGB_RECIPE) \
+	  && lowlight train data/patches models --reports reports $(SRGB_RECIPE) \
+	  && lowlight evaluate models data/pairs.parquet --out reports $(SRGB_RECIPE) \
+	  && lowlight export pretrained models reports $(SRGB_RECIPE) --reproduce "make pretrain-srgb"
+	@echo "shipped: src/lowlight/pretrained/rgb/ (README.md is its card); reports: pretrain/srgb/reports/report.md"
 
 # The same recipe scaled up for one GPU (pretrain/gpu.yaml, at most 8 minutes), in pretrain/gpu/;
 # compare its report with pretrain/reports' before shipping it (the command it prints).

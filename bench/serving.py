@@ -36,7 +36,7 @@ def register_shipped(work: Path, uri: str) -> str:
 
     mlflow.set_tracking_uri(uri)
     with mlflow.start_run():
-        info = pyfunc.log_generator(card.SHIPPED, Params().infer, work)
+        info = pyfunc.log_generator(card.shipped("bayer"), Params().infer, work)
     version = mlflow.register_model(info.model_uri, "served")
     mlflow.MlflowClient(uri).set_registered_model_alias("served", "champion", version.version)
     return "models:/served@champion"

@@ -1,4 +1,5 @@
-"""The shipped model: `lowlight export pretrained`, enhance's fallback to it, train.init."""
+"""The shipped models: `lowlight export pretrained`, enhance's choice among them by the kind of
+file and its fallback to them, train.init."""
 
 from __future__ import annotations
 
@@ -22,24 +23,28 @@ from lowlight.train import TrainError, init_generator
 
 from .conftest import TINY_MODEL, TINY_TRAIN
 
+PACKAGED = card.SHIPPED  # the package's own shipped models, before a test stands in for them
+
 METRICS = {"model": {"overall": {"psnr": 30.0, "ssim": 0.9}, "ratio_100": {"psnr": 31.0}},
            "amplify+bm3d": {"overall": {"psnr": 28.0, "ssim": 0.8}}}  # fmt: skip
 
 
 @pytest.fixture
 def shipped(tiny_models, tmp_path, monkeypatch):
-    """The tiny trained generator shipped into a tmp folder that stands for the package's."""
+    """The tiny trained (rgb) generator shipped into a tmp folder that stands for the package's,
+    beside a copy of the package's RAW model."""
     reports = tmp_path / "reports"
     reports.mkdir()
     (reports / "metrics.json").write_text(json.dumps(METRICS))
-    out = tmp_path / "pretrained"
-    summary = shipping.ship(tiny_models, reports, Params(), "params.yaml", out=out)
-    monkeypatch.setattr(card, "SHIPPED", out)
-    return summary
+    monkeypatch.setattr(card, "SHIPPED", tmp_path / "pretrained")
+    card.copy_model(PACKAGED / "bayer", card.SHIPPED / "bayer")
+    return shipping.ship(tiny_models, reports, Params(), "params.yaml")
 
 
 def test_export_pretrained_writes_half_weights_a_card_and_its_readme(shipped, tiny_models):
-    out = card.SHIPPED
+    assert shipped["input"] == "rgb"
+    out = card.SHIPPED / "rgb"  # by its input mode, beside the RAW model
+    assert shipped["out"] == str(out) and (card.SHIPPED / "bayer" / card.WEIGHTS).exists()
     files = sorted(p.name for p in out.iterdir())
     assert files == [storage.MARKER, "README.md", "generator.json", "generator.pt"]
     assert 0 < shipped["bytes"] <= shipping.MAX_BYTES
@@ -54,39 +59,67 @@ def test_export_pretrained_writes_half_weights_a_card_and_its_readme(shipped, ti
     assert shipped_card.provenance["capture"].startswith("1.5-4 sensor pixels per photo pixel")
     assert "2500-7500 K" in (out / "README.md").read_text()
     assert "What it is not" in (out / "README.md").read_text()
-    generator, _ = card.load_generator(card.shipped())  # float16 on disk, float32 in memory
+    assert "JPEG" in (out / "README.md").read_text().splitlines()[0]
+    generator, _ = card.load_generator(card.shipped("rgb"))  # float16 on disk, float32 in memory
     reference, _ = card.load_generator(tiny_models)
     x = torch.rand(1, 3, 16, 24)
     torch.testing.assert_close(generator(x), reference(x), atol=2e-3, rtol=1e-2)
 
 
-def test_enhance_uses_the_champion_else_the_shipped_model_and_says_which(shipped, sony, tmp_path):
+def test_enhance_gives_each_kind_of_file_its_shipped_model_and_says_which(
+    shipped, sony, tmp_path
+):
+    """No champion in the registry: RAW files go to the RAW model, JPEG/PNG to the sRGB one,
+    in one run, and the summary says which took what."""
+    from lowlight import imageio
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    raw = sorted((sony / "Sony/short").iterdir())[0]
+    (photos / raw.name).write_bytes(raw.read_bytes())
+    dark = np.random.default_rng(0).integers(0, 40, (36, 52, 3), dtype=np.uint8)
+    imageio.write_image(photos / "night.jpg", dark, "jpg", 90)
     mlflow_cfg = MlflowConfig(tracking_uri=f"sqlite:///{tmp_path / 'empty.db'}")
     summary = stages.enhance.run(ConvertConfig(), InferConfig(tile=32, overlap=8), mlflow_cfg,
-                                 None, [str(sony / "Sony/short")], tmp_path / "out")  # fmt: skip
-    assert summary["model"].startswith("shipped") and summary["enhanced"] == summary["files"]
-    _, _, used = inference.load_default(None, "lowlight", "cpu")
-    assert used.startswith("shipped")
+                                 None, [str(photos)], tmp_path / "out")  # fmt: skip
+    assert summary["enhanced"] == summary["files"] == 2
+    assert summary["model"] == (f"RAW: shipped ({card.SHIPPED / 'bayer'}); "
+                                f"JPEG/PNG: shipped ({card.SHIPPED / 'rgb'})")  # fmt: skip
+    night = imageio.read_image(tmp_path / "out/night_enhanced.png")
+    assert night.shape == dark.shape and night.dtype == np.uint8
+    raw_out = imageio.read_image(tmp_path / "out" / f"{raw.stem}_enhanced.png")
+    assert raw_out.dtype == np.uint16 and raw_out.shape[2] == 3
+    assert inference.input_mode_for(raw) == "bayer"
+    assert inference.input_mode_for(photos / "night.JPG") == "rgb"
+    # one model asked for: every file goes to it, and one it cannot take fails with the reason
+    summary = stages.enhance.run(ConvertConfig(), InferConfig(tile=32, overlap=8), mlflow_cfg,
+                                 str(card.SHIPPED / "bayer"), [str(photos)], tmp_path / "one")  # fmt: skip
+    assert summary["model"] == str(card.SHIPPED / "bayer") and summary["failed"] == 1
+    assert "a bayer model enhances RAW files only" in summary["failed_files"][0]
+    _, _, used = inference.load_default(None, "lowlight", "cpu", input_mode="rgb")
+    assert used == f"shipped ({card.SHIPPED / 'rgb'})"
+    with pytest.raises(card.ModelLoadError, match="lowlight ships no xtrans model"):
+        card.shipped("xtrans")
 
 
 def test_train_init_shipped_starts_from_its_weights_and_refuses_another_architecture(shipped):
     from lowlight.train import build_models
 
     generator, _ = build_models(ModelConfig(**TINY_MODEL), seed=5)
-    init_generator(generator, "shipped")
-    reference, _ = card.load_generator(card.SHIPPED)
+    init_generator(generator, "shipped", "rgb")
+    reference, _ = card.load_generator(card.SHIPPED / "rgb")
     for name, value in reference.state_dict().items():
         torch.testing.assert_close(generator.state_dict()[name], value)
     wider, _ = build_models(ModelConfig(**{**TINY_MODEL, "width": 8}), seed=5)
     with pytest.raises(TrainError, match="train.init shipped"):
-        init_generator(wider, "shipped")
+        init_generator(wider, "shipped", "rgb")
     assert TrainConfig(**TINY_TRAIN, init="shipped").init == "shipped"
     # a models folder (the GAN fine-tune starts from the L1 model), or one line
     fresh, _ = build_models(ModelConfig(**TINY_MODEL), seed=6)
-    init_generator(fresh, str(card.SHIPPED))
+    init_generator(fresh, str(card.SHIPPED / "rgb"), "rgb")
     torch.testing.assert_close(fresh.state_dict(), generator.state_dict())
     with pytest.raises(TrainError, match="train.init nowhere: no generator.pt in nowhere"):
-        init_generator(fresh, "nowhere")
+        init_generator(fresh, "nowhere", "rgb")
     assert np.isfinite(shipped["bytes"])
 
 

@@ -304,8 +304,14 @@ def copy_model(folder: Path, dest: Path) -> ModelCard:
     return card
 
 
-def shipped() -> Path:
-    """The shipped model's folder, checked complete."""
-    ModelCard.load(SHIPPED)
-    weights(SHIPPED)
-    return SHIPPED
+def shipped(input_mode: str = "bayer") -> Path:
+    """The folder of the model shipped for ``input_mode`` (one per kind of input:
+    ``pretrained/bayer`` for RAW files, ``pretrained/rgb`` for JPEG/PNG), checked complete."""
+    folder = SHIPPED / input_mode
+    if not (folder / CARD).exists():
+        known = sorted(p.name for p in SHIPPED.iterdir() if (p / CARD).exists())
+        raise ModelLoadError(f"{folder}: lowlight ships no {input_mode} model (it ships: "
+                             f"{', '.join(known) or 'none'})")  # fmt: skip
+    ModelCard.load(folder)
+    weights(folder)
+    return folder

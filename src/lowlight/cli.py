@@ -99,12 +99,16 @@ def synth(
     frames: Annotated[int | None, typer.Option(help="short frames per scene")] = None,
     seed: Annotated[int | None, typer.Option(help="random seed")] = None,
     photos: Annotated[str | None, typer.Option(help="folder of your own photos")] = None,
+    output: Annotated[
+        str | None, typer.Option(help="dng (raw frames) | jpeg (dark JPEGs as cameras make them)")
+    ] = None,
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:
-    """Write a small synthetic SID-like dataset (DNG + list files)."""
+    """Write a small synthetic SID-like dataset (DNG, or JPEG with --output jpeg, + list files)."""
     with user_errors():
         p = load_params(params)
-        cfg = override(p.synth, "synth", scenes=scenes, size=size, frames=frames, photos=photos)
+        cfg = override(p.synth, "synth", scenes=scenes, size=size, frames=frames, photos=photos,
+                       output=output)  # fmt: skip
         show("synth", stages.synth.run(cfg, out_dir, seed if seed is not None else p.seed))
 
 
@@ -283,8 +287,9 @@ def enhance(
     model: Annotated[
         str | None,
         typer.Option(
-            help="models:/NAME@ALIAS, a models folder or an .onnx file [default: the "
-            "registry's models:/<register.model_name>@champion, else the shipped model]"
+            help="models:/NAME@ALIAS, a models folder or an .onnx file [default: for RAW files "
+            "the registry's models:/<register.model_name>@champion, for JPEG/PNG its "
+            "<register.srgb_model_name>'s, else the model lowlight ships for them]"
         ),
     ] = None,
     ratio: Annotated[
@@ -312,7 +317,7 @@ def enhance(
                          precision=precision)  # fmt: skip
         gain = parse_ratio(ratio)
         summary = stages.enhance.run(p.convert, infer, p.mlflow, model, inputs, out_dir, gain,
-                                     p.register_.model_name, fallback == "shipped")  # fmt: skip
+                                     p.register_.by_input(), fallback == "shipped")  # fmt: skip
         show("enhance", summary)
 
 

@@ -322,10 +322,21 @@ class EvaluateConfig(Section):
 
 
 class RegisterConfig(Section):
-    model_name: str = "lowlight"
+    model_name: str = Field(
+        "lowlight", description="the registered model a run registers; enhance's for RAW files"
+    )
+    srgb_model_name: str = Field(
+        "lowlight-srgb",
+        description="the registered model enhance uses for JPEG/PNG files (an sRGB model's run "
+        "registers with model_name set to it)",
+    )
     min_delta: float = Field(0.0, description="dB a new champion must gain over the current one")
     baseline: str = Field("amplify+bm3d", description="the classical method it must beat")
     baseline_margin: float = Field(0.0, description="dB it must beat the baseline by")
+
+    def by_input(self) -> dict[str, str]:
+        """The registered model enhance looks for, by the input mode that fits a file."""
+        return {"bayer": self.model_name, "rgb": self.srgb_model_name}
 
 
 class MlflowConfig(Section):

@@ -41,8 +41,10 @@ def crop_center(image: np.ndarray, crop: tuple[int, int] | None, scale: int = 1)
 
 
 def ratio_bucket(ratio: float) -> int:
-    """The nearest of SID's ratios (100 / 250 / 300)."""
-    return min(RATIO_BUCKETS, key=lambda bucket: abs(bucket - ratio))
+    """The nearest of SID's ratios (100 / 250 / 300: 10 s / 0.033 s is 303) within 5 %, else the
+    ratio itself rounded (the sRGB data's darkness levels, 4 to 64)."""
+    nearest = min(RATIO_BUCKETS, key=lambda bucket: abs(bucket - ratio))
+    return nearest if abs(nearest - ratio) <= 0.05 * nearest else round(ratio)
 
 
 def score(estimate: np.ndarray, reference: np.ndarray) -> dict[str, float]:
@@ -174,11 +176,12 @@ def report_markdown(
     """``report.md``: overall and per-ratio tables, then every comparison grid."""
     lines = [f"# Evaluation on the {split} split", "", note, "", "## Overall", ""]
     lines += markdown_table(summary, "overall")
-    buckets = sorted({b for m in summary.values() for b in m if b.startswith("ratio_")})
-    for bucket in buckets:
+    buckets = {b for m in summary.values() for b in m if b.startswith("ratio_")}
+    for bucket in sorted(buckets, key=lambda b: int(b.removeprefix("ratio_"))):
         lines += ["", f"## Ratio x{bucket.removeprefix('ratio_')}", ""]
         lines += markdown_table(summary, bucket)
-    lines += ["", "## Images", "", "dark input | amplify | amplify+BM3D | model | ground truth;"]
+    columns = ["dark input", *(m for m in summary if m != "model"), "model", "ground truth"]
+    lines += ["", "## Images", "", " | ".join(columns) + ";"]
     lines += ["second row: the centre zoomed.", ""]
     for pair_id, path in grids:
         lines += [f"### {pair_id}", "", f"![{pair_id}]({path})", ""]
@@ -217,12 +220,15 @@ def row_render(row: dict) -> RenderParams | None:
 
 def score_pairs(
     rows: list[dict], methods: dict, converted: storage.Location, cfg: EvaluateConfig,
-    grids_dir: Path, mode: InputMode,
+    grids_dir: Path, mode: InputMode, gains: dict[str, float] | None = None,
 ) -> tuple[list[dict], list[tuple[str, str]]]:  # fmt: skip
     """Every method on every pair: score rows, and a comparison grid per pair in ``grids_dir``.
 
     The model gets the mode's input; the baselines the RGB conversion of the same frame.
+    ``gains``: convert's gain of each converted file (the grid shows the dark input as it was
+    before it; default the pair's ratio); a JPEG taken as it comes has gain 1.
     """
+    gains = gains or {}
     scores, grids = [], []
     for row in tqdm(rows, desc="evaluate", unit="pair"):
         model_input, dark, bright = load_pair(row, converted, mode, cfg.crop)
@@ -246,7 +252,7 @@ def score_pairs(
                     "ms_per_mp": 1000 * seconds / megapixels(dark),
                 }
             )
-        columns = [("dark input", darken(dark, row["ratio"]))]
+        columns = [("dark input", darken(dark, gains.get(row["dark"], row["ratio"])))]
         columns += [(name, image) for name, image in outputs.items()]
         columns += [("ground truth", bright)]
         grid = grids_dir / f"{row['pair_id']}.png"
@@ -279,7 +285,8 @@ def write_evaluation(
     with storage.atomic_path(out / "psnr_by_ratio.csv") as tmp, open(tmp, "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["ratio", *methods])
-        for bucket in RATIO_BUCKETS:
+        keys = {k for m in methods for k in summary[m] if k.startswith("ratio_")}
+        for bucket in sorted(int(k.removeprefix("ratio_")) for k in keys):
             key = f"ratio_{bucket}"
             if all(key in summary[m] for m in methods):
                 writer.writerow([bucket, *(summary[m][key]["psnr"] for m in methods)])

@@ -98,10 +98,14 @@ def load_model(
 
 
 def load_default(
-    location: str | Path | None, model_name: str, device: str = "auto", precision: str = "float32"
+    location: str | Path | None,
+    model_name: str,
+    device: str = "auto",
+    precision: str = "float32",
+    input_mode: str = "bayer",
 ) -> tuple[TileFn, ModelCard, str]:
     """``location``, or else the registry's champion of ``model_name``, or else the model
-    shipped with lowlight; (tile function, card, what was used)."""
+    lowlight ships for ``input_mode``; (tile function, card, what was used)."""
     if location:
         return *load_model(location, device, precision), str(location)
 
@@ -112,15 +116,29 @@ def load_default(
         return model, model_card, champion
     except ModelLoadError as exc:
         log.info("no champion to use (%s); using the model shipped with lowlight", exc)
-    return load_shipped(device, precision)
+    return load_shipped(input_mode, device, precision)
 
 
-def load_shipped(device: str = "auto", precision: str = "float32") -> tuple[TileFn, ModelCard, str]:
-    """The model shipped with lowlight; (tile function, card, what was used)."""
+def load_shipped(
+    input_mode: str = "bayer", device: str = "auto", precision: str = "float32"
+) -> tuple[TileFn, ModelCard, str]:
+    """The model lowlight ships for ``input_mode``; (tile function, card, what was used)."""
     from lowlight import card
 
-    shipped = card.shipped()
+    shipped = card.shipped(input_mode)
     return *load_torch(shipped, device, precision), f"shipped ({shipped})"
+
+
+def input_mode_for(path: Path) -> str:
+    """The input mode of the shipped model that fits a file: RAW files go to the packed Bayer
+    model, JPEG/PNG/TIFF images to the sRGB one."""
+    from lowlight.raw import RAW_SUFFIXES
+
+    return "bayer" if path.suffix.lower() in RAW_SUFFIXES else "rgb"
+
+
+# What each kind of input is called when enhance says which model took it.
+INPUT_KINDS = {"bayer": "RAW", "rgb": "JPEG/PNG"}
 
 
 def load_registered(uri: str) -> tuple[TileFn, ModelCard]:
@@ -242,17 +260,18 @@ def enhance_files(
     ratio: float | str,
     convert_cfg: ConvertConfig,
     infer: InferConfig,
+    names: list[Path] | None = None,
 ) -> tuple[list[str], list[str]]:
     """Enhance each file into ``out/<stem>_enhanced.png`` (16-bit for RAW and 16-bit inputs;
-    ``output_names`` when names would collide); (written files, errors): a bad file is
-    reported, whatever went wrong, and the others go on."""
+    ``names``, default ``output_names``, when names would collide); (written files, errors): a
+    bad file is reported, whatever went wrong, and the others go on."""
     from tqdm import tqdm
 
     from lowlight import imageio
 
     done, failed = [], []
-    for path, name in tqdm(list(zip(files, output_names(files), strict=True)), desc="enhance",
-                           unit="file"):  # fmt: skip
+    names = names or output_names(files)
+    for path, name in tqdm(list(zip(files, names, strict=True)), desc="enhance", unit="file"):
         try:
             if not path.is_file():
                 what = "a folder, not a file" if path.is_dir() else "not found"
@@ -268,6 +287,4 @@ def enhance_files(
             message = f"{path}: {type(exc).__name__}: {exc}"
             log.warning("%s", message)
             failed.append(message)
-    if not done:
-        raise DatasetError(f"no file could be enhanced; first error: {failed[0]}")
     return done, failed

@@ -57,12 +57,13 @@ def build_models(cfg: ModelConfig, seed: int) -> tuple[UNetGenerator, ConvDiscri
     return generator, discriminator
 
 
-def init_generator(generator: UNetGenerator, init: str) -> None:
-    """Start from trained weights (``train.init``): the shipped model's, or a models folder's
+def init_generator(generator: UNetGenerator, init: str, input_mode: str) -> None:
+    """Start from trained weights (``train.init``): the model shipped for ``input_mode``, or a
+    models folder's
     (a fine-tune, e.g. the adversarial one from an L1 model); same architecture."""
     from lowlight import card
 
-    folder = card.shipped() if init == "shipped" else Path(init)
+    folder = card.shipped(input_mode) if init == "shipped" else Path(init)
     if not (folder / card.WEIGHTS).exists():
         raise TrainError(f"train.init {init}: no {card.WEIGHTS} in {folder}")
     trained, trained_card = card.load_generator(folder)
@@ -462,7 +463,7 @@ def fit(
     torch.manual_seed(seed)  # dropout; restored from the checkpoint on resume
     progress = load_checkpoint(checkpoint, trainer, key) if resume else Progress()
     if cfg.init != "none" and not resume:
-        init_generator(trainer.plain_generator, cfg.init)
+        init_generator(trainer.plain_generator, cfg.init, model_cfg.input)
     if resume:
         log.info("resuming at epoch %d, step %d", progress.epoch, progress.step)
         if progress.world_size != group.world and progress.step_in_epoch:

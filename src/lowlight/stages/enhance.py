@@ -10,7 +10,7 @@ from pathlib import Path
 
 from lowlight import inference
 from lowlight.card import ModelCard
-from lowlight.config import ConvertConfig, InferConfig, MlflowConfig, check_gain
+from lowlight.config import ConvertConfig, InferConfig, MlflowConfig, RegisterConfig, check_gain
 from lowlight.errors import ConfigError, DatasetError, scrub
 from lowlight.tiling import TileFn
 
@@ -27,14 +27,16 @@ def run(
     inputs: list[str],
     out: Path,
     ratio: float | str = "auto",
-    model_name: str = "lowlight",
+    model_names: dict[str, str] | None = None,
     fallback: bool = False,
 ) -> dict:
     """Enhance files, folders and globs: RAWs (amplified by ``ratio``) and images.
 
     Writes ``<stem>_enhanced.png``, 16-bit for RAW and 16-bit inputs; a bad file is reported
-    and the others go on. No ``model_location``: the registry's champion of ``model_name`` when
-    there is one, else the model shipped with lowlight. A registry that was asked for (a
+    and the others go on. No ``model_location``: each file goes to the model that fits its kind
+    (``inference.input_mode_for``: RAW or JPEG/PNG), the registry's champion of that kind's
+    name in ``model_names`` (input mode -> registered model) when there is one, else the model
+    lowlight ships for it; the summary says which took what. A registry that was asked for (a
     ``models:/`` location, or a tracking URI set by the environment or params) and cannot be
     reached stops the run, unless ``fallback`` allows the shipped model.
     """
@@ -42,11 +44,31 @@ def run(
     files = own_outputs_skipped(inference.expand_inputs(inputs), Path(out))
     if not files:
         raise DatasetError(f"no input files in {' '.join(inputs)}")
-    model, card, used = load(mlflow_cfg, model_location, model_name, infer, fallback)
-    check_tile(infer, card)
-    done, failed = inference.enhance_files(files, model, card, Path(out), ratio, convert_cfg, infer)
-    return {"model": used, "files": len(files), "enhanced": len(done), "failed": len(failed),
-            "failed_files": failed, "out": str(out)}  # fmt: skip
+    names = dict(zip(files, inference.output_names(files), strict=True))
+    groups: dict[str, list[Path]] = {}
+    if model_location:  # one model for every file: one it cannot take fails with the reason
+        groups[""] = files
+    else:
+        for path in files:
+            groups.setdefault(inference.input_mode_for(path), []).append(path)
+    model_names = model_names or RegisterConfig().by_input()
+    done, failed, used = [], [], {}
+    for mode, group in groups.items():
+        model, card, source = load(mlflow_cfg, model_location, model_names.get(mode, ""), infer,
+                                   fallback, mode or "bayer")  # fmt: skip
+        kind = inference.INPUT_KINDS.get(mode, "")
+        used[kind] = source
+        if kind:
+            log.info("%s files (%d): %s", kind, len(group), source)
+        check_tile(infer, card)
+        ok, bad = inference.enhance_files(group, model, card, Path(out), ratio, convert_cfg,
+                                          infer, [names[p] for p in group])  # fmt: skip
+        done, failed = done + ok, failed + bad
+    if not done:
+        raise DatasetError(f"no file could be enhanced; first error: {failed[0]}")
+    model_used = used.get("") or "; ".join(f"{kind}: {source}" for kind, source in used.items())
+    return {"model": model_used, "files": len(files), "enhanced": len(done),
+            "failed": len(failed), "failed_files": failed, "out": str(out)}  # fmt: skip
 
 
 def own_outputs_skipped(files: list[Path], out: Path) -> list[Path]:
@@ -76,6 +98,7 @@ def load(
     model_name: str,
     infer: InferConfig,
     fallback: bool,
+    input_mode: str = "bayer",
 ) -> tuple[TileFn, ModelCard, str]:
     """The model, its card and what was used; the registry is probed first (seconds, not
     MLflow's minutes of retries) so that a server that is down is said, never hidden."""
@@ -99,9 +122,10 @@ def load(
                 ) from None
             log.warning("the model registry at %s cannot be reached (%s): using the model "
                         "shipped with lowlight, not %s", scrub(uri), reason, wanted)  # fmt: skip
-            return inference.load_shipped(infer.device, infer.precision)
+            return inference.load_shipped(input_mode, infer.device, infer.precision)
     with tracking.using(uri):
-        return inference.load_default(model_location, model_name, infer.device, infer.precision)
+        return inference.load_default(model_location, model_name, infer.device, infer.precision,
+                                      input_mode)  # fmt: skip
 
 
 RETRIES, TIMEOUT = "MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT"

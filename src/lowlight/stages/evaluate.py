@@ -6,7 +6,7 @@ from __future__ import annotations
 from functools import partial
 from pathlib import Path
 
-from lowlight import evaluation, inference, pairs, storage
+from lowlight import conversion, evaluation, inference, pairs, storage
 from lowlight.config import EvaluateConfig, InferConfig, MlflowConfig
 from lowlight.errors import DatasetError
 
@@ -43,8 +43,11 @@ def run(
         multiple=card.multiple,
     )
     out = Path(out)
+    manifest, _ = conversion.read_manifest(converted)
+    gains = {r["output"]: r["gain"] for r in manifest.to_pylist() if r["status"] == "ok"}
     with storage.staged_dir(out / "grids", known=("*.png",), stage="evaluate") as grids_dir:
-        scores, grids = evaluation.score_pairs(rows, methods, converted, cfg, grids_dir, card.mode)
+        scores, grids = evaluation.score_pairs(rows, methods, converted, cfg, grids_dir, card.mode,
+                                               gains)  # fmt: skip
     summary = evaluation.summarize(scores)
     evaluation.write_evaluation(out, summary, scores, grids, card, cfg)
     evaluation.log_evaluation(mlflow_cfg, card.mlflow_run_id, summary, out, cfg.split)
