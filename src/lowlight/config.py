@@ -123,6 +123,29 @@ class SynthConfig(Section):
         (2500.0, 7500.0), description="blackbody lights in kelvin, drawn uniformly in mired"
     )
     sodium: float = Field(0.2, ge=0, le=1, description="share of scenes under sodium lamps")
+    # What the camera writes (lowlight.synth): raw DNGs, or JPEGs as its processing makes them.
+    output: Literal["dng", "jpeg"] = Field(
+        "dng", description="dng: raw frames | jpeg: dark JPEGs, 16-bit PNG targets (lowlight.isp)"
+    )
+    darkness: list[float] = Field(
+        [4.0, 8.0, 16.0, 32.0, 64.0],
+        description="jpeg: dark frames at 1/darkness of the long exposure, cycled per split",
+    )
+    jpeg_quality: tuple[int, int] = Field((70, 95), description="jpeg: qualities drawn within")
+
+    @field_validator("darkness")
+    @classmethod
+    def _darkness(cls, value: list[float]) -> list[float]:
+        if not value or not all(1.0 < v <= MAX_RATIO for v in value):
+            raise ValueError(f"need one or more values in (1, {MAX_RATIO:g}], got {value}")
+        return value
+
+    @field_validator("jpeg_quality")
+    @classmethod
+    def _quality(cls, value: tuple[int, int]) -> tuple[int, int]:
+        if not 1 <= value[0] <= value[1] <= 100:
+            raise ValueError(f"need 1 <= low <= high <= 100, got {value}")
+        return value
 
     @field_validator("scale", "fnumber", "defocus", "cct")
     @classmethod

@@ -1,7 +1,8 @@
 """Planning and bookkeeping of the convert stage: which files, which gain, the manifest.
 
 The manifest (``converted.parquet``) is the stage's contract: one row per RAW file, ``ok`` or
-``failed`` with the reason, so a corrupt file is reported and the batch goes on.
+``failed`` with the reason, so a corrupt file is reported and the batch goes on. JPEG and PNG
+sources (a camera's own processing, e.g. ``synth.output: jpeg``) are taken as they are.
 """
 
 from __future__ import annotations
@@ -20,17 +21,20 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path, PurePosixPath
 
+import cv2
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from lowlight import __version__, modes, storage
 from lowlight.config import ConvertConfig
-from lowlight.errors import DatasetError, LowlightError
-from lowlight.imageio import BITS, SUFFIX, write_image
+from lowlight.errors import ConfigError, DatasetError, LowlightError
+from lowlight.imageio import BITS, IMAGE_SUFFIXES, SUFFIX, decode_image, to_dtype, write_image
 from lowlight.modes import InputMode
 from lowlight.pairs import read_parquet
-from lowlight.raw import RAW_SUFFIXES, decode
+from lowlight.raw import RAW_SUFFIXES, RawMeta, decode
+from lowlight.rendering import RenderParams
 from lowlight.sid import exposure_ratio, parse_name
 from lowlight.storage import Location, atomic_path
 
@@ -39,6 +43,8 @@ log = logging.getLogger(__name__)
 MANIFEST = "converted.parquet"
 # SID's long exposures are 10 s or 30 s and its short ones 0.1 s or less: 1 s separates them.
 LONG_EXPOSURE_MIN = 1.0
+# The manifest's camera of a JPEG/PNG source: its pixels are already rendered.
+IMAGE_CAMERA = "image"
 # The column of the input mode's own file. Named for bayer, the first mode to have one; kept so
 # that manifests stay byte for byte what they were.
 INPUT_FILE_COLUMN = "packed"
@@ -72,18 +78,24 @@ class Job:
 
 
 def list_raw_files(raw_dir: Location) -> list[str]:
-    """Every RAW file under ``raw_dir`` (any depth, local or ``s3://``), as sorted relative
-    POSIX paths."""
+    """Every RAW file (and JPEG/PNG image) under ``raw_dir`` (any depth, local or ``s3://``),
+    as sorted relative POSIX paths."""
     if not storage.is_dir(raw_dir):
         raise DatasetError(f"{raw_dir}: RAW folder not found")
     files = [
         name
-        for name in storage.list_suffixed(raw_dir, RAW_SUFFIXES)
+        for name in storage.list_suffixed(raw_dir, RAW_SUFFIXES | IMAGE_SUFFIXES)
         if not PurePosixPath(name).name.startswith(".")
     ]
     if not files:
-        raise DatasetError(f"{raw_dir}: no RAW files ({', '.join(sorted(RAW_SUFFIXES))})")
+        raise DatasetError(f"{raw_dir}: no RAW files ({', '.join(sorted(RAW_SUFFIXES))}) or "
+                           f"images ({', '.join(sorted(IMAGE_SUFFIXES))})")  # fmt: skip
     return files
+
+
+def is_image(source: str) -> bool:
+    """A JPEG/PNG source, converted as it is, not a RAW file."""
+    return PurePosixPath(source).suffix.lower() in IMAGE_SUFFIXES
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -127,6 +139,11 @@ def plan_jobs(files: list[str], cfg: ConvertConfig, mode: InputMode) -> list[Job
     missing_long = set()
     for source in files:
         name = names[source]
+        if cfg.amplify and is_image(source):
+            raise ConfigError(
+                f"{source}: a JPEG/PNG image has no RAW signal to amplify; set convert.amplify "
+                "false (--no-amplify) to take images as they are"
+            )
         if not cfg.amplify:
             gain: float | str = 1.0
         elif name is None:
@@ -243,15 +260,18 @@ def _convert_file(
                 reuse(storage.join(previous_dir, name), storage.join(out_dir, name))
         return {**previous, "status": "ok", "error": None, "skipped": True}
     try:
-        image, meta, gain = decode(
-            source,
-            job.gain,
-            half_size=cfg.half_size,
-            bits=BITS[cfg.format],
-            auto_target=cfg.auto_target,
-            max_gain=cfg.max_ratio,
-            curve=cfg.curve,
-        )
+        if is_image(job.source):
+            image, meta, gain = decode_picture(source, cfg)
+        else:
+            image, meta, gain = decode(
+                source,
+                job.gain,
+                half_size=cfg.half_size,
+                bits=BITS[cfg.format],
+                auto_target=cfg.auto_target,
+                max_gain=cfg.max_ratio,
+                curve=cfg.curve,
+            )
         with writing():
             write_image(storage.join(out_dir, job.output), image, cfg.format, cfg.quality)
             if job.input_file:
@@ -272,6 +292,21 @@ def _convert_file(
     row[INPUT_FILE_COLUMN] = job.input_file
     row["render"] = json.dumps(meta.render.to_dict())
     return row
+
+
+def decode_picture(source: Path, cfg: ConvertConfig) -> tuple[np.ndarray, RawMeta, float]:
+    """A JPEG/PNG source as ``raw.decode`` gives a RAW one: as it is, gain 1 (its pixels went
+    through a camera's processing already), halved by 2x2 averages with ``half_size`` as
+    LibRaw halves RAW files, in the output format's bit depth; no EXIF read, a neutral
+    rendering (its values are sRGB already)."""
+    image = decode_image(source.read_bytes(), str(source))
+    if cfg.half_size:
+        half = (max(1, image.shape[1] // 2), max(1, image.shape[0] // 2))
+        image = cv2.resize(image, half, interpolation=cv2.INTER_AREA)
+    image = to_dtype(image, "uint8" if BITS[cfg.format] == 8 else "uint16")
+    height, width = image.shape[:2]
+    meta = RawMeta(None, None, IMAGE_CAMERA, width, height, RenderParams.neutral("srgb"))
+    return image, meta, 1.0
 
 
 def convert_jobs(

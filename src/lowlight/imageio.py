@@ -12,6 +12,8 @@ from lowlight.errors import DatasetError
 from lowlight.storage import atomic_path
 
 SUFFIX = {"jpeg": ".jpg", "png16": ".png"}
+# Images convert takes as sources beside RAW files (any case).
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png"})
 BITS = {"jpeg": 8, "png16": 16}
 
 

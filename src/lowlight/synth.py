@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from lowlight import isp, optics
 from lowlight import noise as sensor
-from lowlight import optics
 from lowlight.colour import (
     as_shot_neutral,
     draw_night_light,
@@ -32,8 +32,9 @@ from lowlight.colour import (
 from lowlight.config import SynthConfig
 from lowlight.dng import DngMeta, write_dng
 from lowlight.errors import DatasetError
+from lowlight.imageio import write_image
 from lowlight.scenes import dead_leaves
-from lowlight.sid import SidName, format_list_line
+from lowlight.sid import SidName, format_exposure, format_list_line
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,9 @@ WHITE_LEVEL = 16383
 # Exposures SID used: long 10 s or 30 s; short 0.1 / 0.04 / 0.033 s (ratios 100, 250, 300).
 LONG_EXPOSURES = (10.0, 10.0, 10.0, 30.0)
 SHORT_EXPOSURES = (0.1, 0.04, 0.033, 0.1)
+# The long exposure behind synthetic JPEGs: a dark frame at 1/darkness of it is named for its
+# exposure (SID's names), so that pair finds the darkness as the ratio.
+JPEG_LONG_EXPOSURE = 10.0
 # The D65 white lands at 90 % of the raw range in green in the long exposure.
 LONG_HEADROOM = 0.9
 
@@ -94,8 +98,12 @@ def scene_signal(
     if to_camera is None:
         to_camera, _ = scene_colour(profile)
     camera_rgb = np.clip(linear_rgb @ np.asarray(to_camera).T, 0.0, None)
-    full_scale = (profile.white_level - profile.black_level) * LONG_HEADROOM
-    return mosaic(camera_rgb, profile.cfa) * full_scale * exposure_fraction
+    return mosaic(camera_rgb, profile.cfa) * full_scale(profile) * exposure_fraction
+
+
+def full_scale(profile: sensor.NoiseProfile) -> float:
+    """The raw level (DN above black) of the scene's white in the long exposure."""
+    return (profile.white_level - profile.black_level) * LONG_HEADROOM
 
 
 def crop_scene(photo: np.ndarray, size: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
@@ -191,20 +199,33 @@ def procedural_count(train: int, procedural: float) -> int:
     return round(train * procedural)
 
 
+def exposure_settings(cfg: SynthConfig) -> list[tuple[float, float]]:
+    """The (long, short) exposures scenes cycle through: SID's for DNGs; for JPEGs, 1/darkness
+    of JPEG_LONG_EXPOSURE per ``cfg.darkness`` level, the short one as SID's names write it (so
+    that long / short, pair's ratio, is the darkness the frame was exposed at)."""
+    if cfg.output == "dng":
+        return list(zip(LONG_EXPOSURES, SHORT_EXPOSURES, strict=True))
+    long = JPEG_LONG_EXPOSURE
+    return [(long, float(format_exposure(long / level))) for level in cfg.darkness]
+
+
 def plan_scenes(
     scenes: int,
     n_photos: int,
     rng: np.random.Generator,
     procedural: float = 0.0,
     profile: str | sensor.NoiseProfile = sensor.DEFAULT_PROFILE,
+    exposures: list[tuple[float, float]] | None = None,
 ) -> list[ScenePlan]:
-    """Scene ids with SID's split prefixes, cycling through the exposure settings.
+    """Scene ids with SID's split prefixes, cycling through the (long, short) ``exposures``
+    (default SID's: ``exposure_settings``).
 
     A fraction ``procedural`` of the training scenes are dead-leaves scenes (spread evenly among
     them); validation and test scenes are always their own held-out photos. Each scene draws a
     system gain K from ``profile`` and the ISO that goes with it.
     """
     profile = sensor.load_profile(profile) if isinstance(profile, str) else profile
+    exposures = exposures or exposure_settings(SynthConfig())
     counts = split_counts(scenes)
     n_procedural = procedural_count(counts["train"], procedural)
     photo_counts = {**counts, "train": counts["train"] - n_procedural}
@@ -224,8 +245,8 @@ def plan_scenes(
                 (i + 1) * n_procedural // n > i * n_procedural // n
             )
             kind = "procedural" if is_procedural else "photo"
-            # Cycle within each split and kind so that both see ratios 100, 250 and 300.
-            setting = made[kind] % len(SHORT_EXPOSURES)
+            # Cycle within each split and kind so that both see every ratio (100, 250 and 300).
+            long_exposure, short_exposure = exposures[made[kind] % len(exposures)]
             photo = None if is_procedural else photos[split][made[kind] % len(photos[split])]
             made[kind] += 1
             gain = sensor.sample_gain(profile, rng)
@@ -234,8 +255,8 @@ def plan_scenes(
                     scene_id=f"{prefix[split]}{i + 1:04d}",
                     split=split,
                     photo=photo,
-                    long_exposure=LONG_EXPOSURES[setting],
-                    short_exposure=SHORT_EXPOSURES[setting],
+                    long_exposure=long_exposure,
+                    short_exposure=short_exposure,
                     iso=profile.iso(gain),
                     gain=gain,
                 )
@@ -327,7 +348,10 @@ def write_scene(
     ``photo`` is the scene's sRGB photo, or None for a procedural plan (a dead-leaves image).
     The scene is magnified onto the sensor, blurred by the lens and lit as ``capture``'s camera
     settings draw (scale, fnumber, defocus, shake, cct, sodium; default: params.yaml's defaults);
-    every frame draws its own noise at the scene's system gain.
+    every frame draws its own noise at the scene's system gain. ``capture.output`` says what the
+    camera writes: raw DNGs, or (jpeg) the camera's processing of them (``lowlight.isp``): each
+    short frame a JPEG at a quality drawn from ``capture.jpeg_quality``, and as the long one the
+    scene rendered without noise or mosaic, a 16-bit PNG.
     """
     profile = sensor.load_profile(profile) if isinstance(profile, str) else profile
     rng = np.random.default_rng([seed, int(plan.scene_id)])
@@ -342,29 +366,45 @@ def write_scene(
         photo = photo[:, ::-1]
     window, scale = optics.place(photo, size, lens.scale, rng)
     lens = dataclasses.replace(lens, scale=scale)
-    linear = optics.image_on_sensor(srgb_to_linear(window), size, lens)
+    # A JPEG's values went through the camera's tone curve as well as the sRGB curve.
+    to_linear = isp.to_linear if capture.output == "jpeg" else srgb_to_linear
+    linear = optics.image_on_sensor(to_linear(window), size, lens)
     _, light = draw_night_light(rng, capture.cct, capture.sodium)
     to_camera, neutral = scene_colour(profile, light)
     gain = plan.gain or profile.gain(plan.iso)
 
-    def frame(name: str, exposure: float) -> None:
+    def raw_frame(exposure: float) -> np.ndarray:
         signal = scene_signal(linear, exposure / plan.long_exposure, to_camera, profile)
         frame_noise = sensor.sample_frame_noise(profile, gain, rng, read_noise)
-        raw = sensor.apply_noise(
+        return sensor.apply_noise(
             signal, frame_noise, rng, profile.black_level, profile.white_level, profile.cfa
         )
-        meta = frame_meta(profile, neutral, exposure, plan.iso, lens.fnumber)
-        write_dng(folder / name, raw, meta)
 
-    long_name = SidName(plan.scene_id, 0, plan.long_exposure).stem()
-    frame(f"long/{long_name}.dng", plan.long_exposure)
+    def dng(path: Path, exposure: float) -> None:
+        meta = frame_meta(profile, neutral, exposure, plan.iso, lens.fnumber)
+        write_dng(path, raw_frame(exposure), meta)
+
+    def target(path: Path, exposure: float) -> None:
+        # the camera's ideal rendering of the long exposure: no mosaic, no noise
+        rendered = isp.develop(np.clip(linear @ to_camera.T, 0.0, None), to_camera)
+        write_image(path, isp.quantise(rendered, 16), "png16")
+
+    def dark(path: Path, exposure: float) -> None:
+        quality = int(rng.integers(capture.jpeg_quality[0], capture.jpeg_quality[1] + 1))
+        raw = raw_frame(exposure)
+        rendered = isp.process(raw, profile.black_level, full_scale(profile), profile.cfa,
+                               to_camera)  # fmt: skip
+        write_image(path, isp.quantise(rendered, 8), "jpeg", quality)
+
+    (write_long, long_suffix), (write_short, short_suffix) = {
+        "dng": ((dng, ".dng"), (dng, ".dng")),
+        "jpeg": ((target, ".png"), (dark, ".jpg")),
+    }[capture.output]
+    long_file = SidName(plan.scene_id, 0, plan.long_exposure).stem() + long_suffix
+    write_long(folder / "long" / long_file, plan.long_exposure)
     lines = []
     for index in range(frames):
-        short_name = SidName(plan.scene_id, index, plan.short_exposure).stem()
-        frame(f"short/{short_name}.dng", plan.short_exposure)
-        lines.append(
-            format_list_line(
-                f"{short_name}.dng", f"{long_name}.dng", plan.iso, lens.fnumber, "Sony"
-            )
-        )
+        short_file = SidName(plan.scene_id, index, plan.short_exposure).stem() + short_suffix
+        write_short(folder / "short" / short_file, plan.short_exposure)
+        lines.append(format_list_line(short_file, long_file, plan.iso, lens.fnumber, "Sony"))
     return lines

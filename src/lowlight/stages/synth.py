@@ -1,4 +1,5 @@
-"""synth: a small SID-layout dataset of synthetic RAW frames (the demo's and the tests' data)."""
+"""synth: a small SID-layout dataset of synthetic RAW frames (the demo's and the tests' data),
+or of the dark JPEGs a camera makes of them (``synth.output: jpeg``)."""
 
 from __future__ import annotations
 
@@ -15,11 +16,14 @@ KNOWN = ("Sony/*", "Sony_*_list.txt")  # what synth writes: its output before ma
 
 
 def run(cfg: SynthConfig, out: Path, seed: int) -> dict:
-    """Write ``out/Sony/{short,long}/*.dng`` and the three list files."""
+    """Write ``out/Sony/{short,long}/*.dng`` (jpeg: ``short/*.jpg``, ``long/*.png``) and the
+    three list files."""
     storage.check_output(out, (cfg.photos,), KNOWN)  # before the photos load
     photos = synthetic.load_photos(Path(cfg.photos) if cfg.photos else None)
     rng = np.random.default_rng(seed)
-    plans = synthetic.plan_scenes(cfg.scenes, len(photos), rng, cfg.procedural, cfg.profile)
+    exposures = synthetic.exposure_settings(cfg)
+    plans = synthetic.plan_scenes(cfg.scenes, len(photos), rng, cfg.procedural, cfg.profile,
+                                  exposures)  # fmt: skip
     lines: dict[str, list[str]] = {split: [] for split in sid.SPLITS}
     with storage.staged_dir(out, (cfg.photos,), KNOWN, stage="synth") as staging:
         for plan in tqdm(plans, desc="synth", unit="scene"):
@@ -44,5 +48,6 @@ def run(cfg: SynthConfig, out: Path, seed: int) -> dict:
         "size": f"{cfg.size[0]}x{cfg.size[1]}",
         "splits": {split: len(v) // cfg.frames for split, v in lines.items()},
         "procedural": sum(plan.procedural for plan in plans),
+        "output": cfg.output,
         "out": str(Path(out) / "Sony"),
     }
