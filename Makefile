@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: venv install demo pretrain pretrain-raw pretrain-srgb pretrain-gpu test test-fast bench lint ui clean
+.PHONY: venv install demo pretrain pretrain-raw pretrain-srgb pretrain-gpu test test-fast docs bench lint ui clean
 
 venv: $(BIN)/python
 
@@ -18,7 +18,7 @@ $(BIN)/python:
 $(STAMP): $(BIN)/python pyproject.toml constraints.txt
 	$(BIN)/pip install -q -c constraints.txt -e ".[dev]" 2>&1 \
 	  | { grep -v "is ignored: it is neither" || true; }
-	$(BIN)/python -c "import lowlight, rawpy, torch, mlflow, kfp, dvc"
+	$(BIN)/python -c "import lowlight, rawpy, torch, mlflow, kfp, dvc, mkdocs, material"
 	@# KServe's SDK apart and without its dependencies: only its typed models, for the schema
 	@# check of `lowlight models serve-manifest` (tests/kserve_schema.py)
 	$(BIN)/pip install -q --upgrade --no-deps --target $(VENV)/kserve-sdk -c constraints.txt kserve 2>&1 \
@@ -119,6 +119,12 @@ bench: demo
 	$(BIN)/python bench/serving.py
 	$(BIN)/python bench/gpu.py
 
+# The documentation site (mkdocs.yml, docs/) into site/; `make test` builds it with --strict
+# (tests/test_docs.py). NO_MKDOCS_2_WARNING: Material's banner about MkDocs 2.0.
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict --site-dir site
+	@echo "docs: site/index.html"
+
 lint: install
 	$(BIN)/ruff check src components pipelines infra tests bench
 	$(BIN)/ruff format --check src components pipelines infra tests bench
@@ -128,4 +134,4 @@ ui: install
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --host 127.0.0.1 --port 5000
 
 clean:
-	rm -rf data models reports mlruns .pytest_cache bench/_work
+	rm -rf data models reports mlruns .pytest_cache bench/_work site

@@ -129,9 +129,14 @@ def mounted(target: Path, *args: str) -> Iterator[Path]:
 
 
 def readme_block(start: str) -> str:
-    """The README's fenced code block that begins with ``start``, as written (tests run it)."""
-    text = (Path(__file__).parents[1] / "README.md").read_text()
-    blocks = [b.split("\n", 1)[1] for b in text.split("```")[1::2] if "\n" in b]
-    found = [b for b in blocks if b.startswith(start)]
-    assert len(found) == 1, f"README has {len(found)} blocks starting {start!r}"
-    return found[0]
+    """The fenced code block of README.md or a docs page that begins with ``start``, as
+    written (tests run it); exactly one across all of them, so an example never forks."""
+    root = Path(__file__).parents[1]
+    found = []
+    for page in [root / "README.md", *sorted((root / "docs").glob("*.md"))]:
+        text = page.read_text()
+        blocks = [b.split("\n", 1)[1] for b in text.split("```")[1::2] if "\n" in b]
+        found += [(page.relative_to(root), b) for b in blocks if b.startswith(start)]
+    where = ", ".join(str(page) for page, _ in found)
+    assert len(found) == 1, f"{len(found)} blocks starting {start!r} in README/docs ({where})"
+    return found[0][1]

@@ -168,10 +168,9 @@ def test_a_ratio_above_the_cap_is_shown_as_given(cli):
 
 def test_builtin_defaults_differ_from_params_yaml_only_where_the_readme_says():
     """The repository's params.yaml is the demo's (a bayer model fine-tuning the shipped one);
-    without a params.yaml the library's defaults apply. README's Configuration section names
+    without a params.yaml the library's defaults apply. The docs' Configuration page names
     every key in which they differ, and no other."""
-    readme = (ROOT / "README.md").read_text()
-    section = readme.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
+    section = (ROOT / "docs" / "configuration.md").read_text()
     paragraph = next(p for p in section.split("\n\n") if "Without a `params.yaml`" in p)
     defaults = Params().model_dump(mode="json", by_alias=True)
     keys = re.findall(r"`([a-z_]+)\.([a-z_]+)`", paragraph)
