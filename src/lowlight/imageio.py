@@ -1,10 +1,22 @@
-"""The pipeline's images: 8-bit JPEG and 16-bit PNG, RGB in memory, written atomically."""
+"""The pipeline's images: 8-bit JPEG and 16-bit PNG, RGB in memory, written atomically.
+
+PNG files are written by ``png_bytes``, not OpenCV: OpenCV's PNG encoder deflates through the
+machine's own libz (the system's zlib 1.2, 1.3, or zlib-ng, each with its own matches and CPU
+dispatch), so the same pixels gave other bytes on another machine and DVC saw a new converted
+folder (issue 25). ``png_bytes`` filters in numpy and deflates with the libdeflate inside the
+pinned ``deflate`` wheel, whose output depends only on the pixels and its version. JPEG stays
+with OpenCV's bundled libjpeg-turbo, whose SIMD paths give the same bytes as its C code for the
+default accurate DCT.
+"""
 
 from __future__ import annotations
 
+import struct
+import zlib
 from pathlib import Path
 
 import cv2
+import deflate
 import numpy as np
 
 from lowlight import storage
@@ -22,14 +34,60 @@ def encode(image: np.ndarray, fmt: str, quality: int = 95) -> bytes:
     expected = np.uint16 if fmt == "png16" else np.uint8
     if image.dtype != expected or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"{fmt} needs HxWx3 {np.dtype(expected)}, got {image.dtype} {image.shape}")
+    if fmt != "jpeg":
+        return png_bytes(image)
     bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)  # one pass, faster than a strided numpy copy
-    if fmt == "jpeg":
-        ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
-    else:
-        ok, data = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, 3])
+    ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
         raise ValueError(f"OpenCV could not encode a {image.shape} image as {fmt}")
     return data.tobytes()
+
+
+PNG_LEVEL = 6  # libdeflate's default: smaller than OpenCV's zlib level 3 at a similar speed
+_PNG_ROWS = 256  # rows filtered at a time: bounded memory on a full-size frame
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def paeth_filtered(rows: np.ndarray, above: np.ndarray, bpp: int) -> np.ndarray:
+    """PNG's Paeth filter (type 4) of byte rows (N x W) whose previous row is ``above``: each
+    byte minus the one of left, up and up-left closest to left + up - up-left."""
+    up = np.vstack([above[None], rows[:-1]]).astype(np.int16)
+    x = rows.astype(np.int16)
+    left = np.zeros_like(x)
+    left[:, bpp:] = x[:, :-bpp]
+    up_left = np.zeros_like(x)
+    up_left[:, bpp:] = up[:, :-bpp]
+    p = left + up - up_left
+    pa, pb, pc = np.abs(p - left), np.abs(p - up), np.abs(p - up_left)
+    predictor = np.where((pa <= pb) & (pa <= pc), left, np.where(pb <= pc, up, up_left))
+    return ((x - predictor) & 0xFF).astype(np.uint8)
+
+
+def png_bytes(pixels: np.ndarray) -> bytes:
+    """An HxWxC uint8/uint16 array (C 3: RGB, 4: RGBA, in the file's order) as PNG bytes that
+    depend only on the pixels: every row Paeth-filtered, one libdeflate zlib stream."""
+    height, width, channels = pixels.shape
+    depth = {np.dtype(np.uint8): 8, np.dtype(np.uint16): 16}[pixels.dtype]
+    data = np.ascontiguousarray(pixels, dtype=">u2" if depth == 16 else np.uint8)
+    rows = data.view(np.uint8).reshape(height, -1)
+    bpp = channels * depth // 8
+    parts, above = [], np.zeros(rows.shape[1], np.uint8)
+    for start in range(0, height, _PNG_ROWS):
+        block = rows[start : start + _PNG_ROWS]
+        filtered = paeth_filtered(block, above, bpp)
+        parts.append(np.hstack([np.full((len(block), 1), 4, np.uint8), filtered]).tobytes())
+        above = block[-1]
+    colour = {3: 2, 4: 6}[channels]  # truecolour, truecolour with alpha
+    header = struct.pack(">IIBBBBB", width, height, depth, colour, 0, 0, 0)
+    return b"".join([
+        b"\x89PNG\r\n\x1a\n",
+        _chunk(b"IHDR", header),
+        _chunk(b"IDAT", deflate.zlib_compress(b"".join(parts), PNG_LEVEL)),
+        _chunk(b"IEND", b""),
+    ])  # fmt: skip
 
 
 def write_image(path: Path, image: np.ndarray, fmt: str, quality: int = 95) -> Path:
@@ -95,11 +153,9 @@ def write_packed(path: Path, planes: np.ndarray) -> Path:
     """A packed Bayer array (HxWx4 float, signed: ``encode_signed16``) as a 16-bit 4-channel
     PNG, channels kept in order (OpenCV writes and reads 4 channels back unswapped)."""
     data = encode_signed16(planes)
-    ok, encoded = cv2.imencode(".png", data, [cv2.IMWRITE_PNG_COMPRESSION, 3])
-    if not ok:
-        raise ValueError(f"OpenCV could not encode a {planes.shape} packed Bayer array")
+    # OpenCV reads a 4-channel PNG as BGRA: the file holds channels 2, 1, 0, 3
     with atomic_path(path) as tmp:
-        tmp.write_bytes(encoded.tobytes())
+        tmp.write_bytes(png_bytes(data[..., [2, 1, 0, 3]]))
     return path
 
 
