@@ -115,7 +115,6 @@ bench: demo
 	$(BIN)/python bench/patches.py
 	$(BIN)/python bench/train.py
 	$(BIN)/python bench/inference.py
-	$(BIN)/python bench/scale.py
 	$(BIN)/python bench/serving.py
 	$(BIN)/python bench/gpu.py
 

@@ -11,9 +11,13 @@ import platform
 import resource
 import shlex
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -31,24 +35,17 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def git_rev() -> str:
-    cmd = ["git", "-C", str(ROOT), "describe", "--always", "--dirty"]
-    try:
-        return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def machine(torch: bool = True, **versions: str) -> dict:
     """CPU, cores, memory and versions for a section's heading; ``torch=False`` where torch
     must not load (its libgomp would be a second OpenMP runtime beside rawpy's)."""
+    git = ["git", "-C", str(ROOT), "describe", "--always", "--dirty"]
     info = {
         "cpu": cpu_model(),
         "cores": os.cpu_count(),
         "usable": len(os.sched_getaffinity(0)),
         "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
         "os": f"{platform.system()} {platform.release()}",
-        "rev": git_rev(),
+        "rev": subprocess.run(git, capture_output=True, text=True).stdout.strip(),
         "versions": {"Python": platform.python_version(), "numpy": np.__version__},
     }
     if torch:
@@ -74,8 +71,7 @@ def header(section: str, intro: str, info: dict, command: str, *more: str) -> li
 
 def cpu_seconds() -> float:
     """User + system CPU time of this process and its reaped children."""
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    own, kids = map(resource.getrusage, (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
@@ -85,41 +81,34 @@ def system_busy() -> float:
         ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
     except (OSError, ValueError):
         return 0.0
-    user, nice, system, _idle, _iowait, irq, softirq, steal = ticks + [0] * (8 - len(ticks))
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+    return (sum(ticks) - sum(ticks[3:5])) / os.sysconf("SC_CLK_TCK")  # all but idle and iowait
 
 
-class Quiet:
-    """Before each timed run, wait (within a total budget) until other processes are idle:
-    on a shared machine a run measured while something else is busy is slower."""
-
-    def __init__(self, budget: float, threshold: float = 0.3, sample: float = 0.5) -> None:
-        self.budget, self.threshold, self.sample, self.waited = budget, threshold, sample, 0.0
-
-    def wait(self, most: float = 10.0) -> None:
-        """Wait until others use under ``threshold`` cores, ``most`` seconds at most."""
-        stop = min(self.budget, self.waited + most)
-        while self.waited < stop:
-            before = system_busy()
-            time.sleep(self.sample)
-            if (system_busy() - before) / self.sample < self.threshold:
-                return
-            self.waited += self.sample
+QUIET = {"budget": 0.0, "waited": 0.0}  # seconds in all to wait (``--max-wait``), waited
 
 
-QUIET = Quiet(0.0)
+def wait_quiet(most: float = 10.0) -> None:
+    """Wait (``most`` seconds, within QUIET's budget) until other processes use under 0.3
+    cores: on a shared machine a run measured while something else is busy is slower."""
+    stop = min(QUIET["budget"], QUIET["waited"] + most)
+    while QUIET["waited"] < stop:
+        before = system_busy()
+        time.sleep(0.5)
+        if system_busy() - before < 0.15:
+            return
+        QUIET["waited"] += 0.5
 
 
 def timed(fn, *args) -> dict:
     """Run ``fn(*args)``; its dict result (if any) plus wall, CPU and others' load in cores."""
-    QUIET.wait()
+    wait_quiet()
     busy, cpu, start = system_busy(), cpu_seconds(), time.perf_counter()
     result = fn(*args)
     wall = time.perf_counter() - start
     cpu = cpu_seconds() - cpu
     others = max(0.0, system_busy() - busy - cpu) / wall
-    result = result if isinstance(result, dict) else {}
-    return {**result, "wall": wall, "cpu": cpu, "others": others}
+    return {**(result if isinstance(result, dict) else {}), "wall": wall, "cpu": cpu,
+            "others": others}  # fmt: skip
 
 
 def best_of(runs: list[dict]) -> dict:
@@ -132,11 +121,11 @@ def best_time(fn, repeat: int) -> float:
     return best_of([timed(fn) for _ in range(repeat)])["wall"]
 
 
-def run_child(script: str, args: list[str], env: dict | None = None) -> dict:
+def run_child(script: str, args: list[str]) -> dict:
     """``script args`` in a fresh interpreter; its last line of output, read as JSON."""
-    QUIET.wait()
+    wait_quiet()
     cmd = [sys.executable, script, *args]
-    done = subprocess.run(cmd, env={**os.environ, **(env or {})}, capture_output=True, text=True)
+    done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode:
         sys.stderr.write(done.stderr)
         raise SystemExit(f"child failed ({done.returncode}): {shlex.join(cmd)}")
@@ -146,32 +135,40 @@ def run_child(script: str, args: list[str], env: dict | None = None) -> dict:
 def peak_rss_mib() -> float:
     """Peak RSS of this process (``VmHWM``), in MiB; not ``ru_maxrss``, which on Linux
     survives fork + exec, so a child would report at least its parent's RSS."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    line = next(x for x in Path("/proc/self/status").read_text().splitlines() if "VmHWM" in x)
+    return int(line.split()[1]) / 1024
+
+
+@contextlib.contextmanager
+def server(command: list[str], url: str, log: Path, env: dict | None = None):
+    """A server (its own session, output to ``log``) from when ``url`` answers until the block
+    ends; its log if it dies or stays silent for 3 minutes first."""
+    with open(log, "wb") as out:
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                   start_new_session=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 180
+        while process.poll() is None and time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(url, timeout=1).close()
+                break
+            except urllib.error.HTTPError:  # an error page is an answer too
+                break
+            except OSError:
+                time.sleep(0.2)
+        else:
+            raise RuntimeError(f"{url}: no answer (exit code {process.poll()}): {log.read_text()}")
+        yield process
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=60)
 
 
 def free_port() -> int:
-    import socket
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def wait_for(url: str, process: subprocess.Popen, timeout: float, log: Path) -> None:
-    """Until ``url`` answers (a server started by a benchmark); its log if it dies first."""
-    import urllib.request
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{url}: exited with {process.returncode}: {log.read_text()}")
-        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=1):
-            return
-        time.sleep(0.2)
-    raise RuntimeError(f"{url}: no answer after {timeout} s: {log.read_text()}")
 
 
 def make_raws(root: Path, scenes: int, size: str, frames: int = 1) -> Path:
@@ -179,8 +176,8 @@ def make_raws(root: Path, scenes: int, size: str, frames: int = 1) -> Path:
     from lowlight import stages
     from lowlight.config import Params, override
 
-    cfg = override(Params().synth, "synth", scenes=scenes, size=size, frames=frames)
-    stages.synth.run(cfg, root, 0)
+    stages.synth.run(override(Params().synth, "synth", scenes=scenes, size=size, frames=frames),
+                     root, 0)  # fmt: skip
     return root / "Sony"
 
 
@@ -193,20 +190,6 @@ def make_pairs(root: Path, scenes: int, size: str) -> Path:
     stages.convert.run(p.convert, make_raws(root, scenes, size), root / "converted")
     stages.pair.run(p.pair, root / "converted", root / "pairs.parquet")
     return root / "pairs.parquet"
-
-
-def synthetic_pair(rng: np.random.Generator, height: int, width: int) -> tuple:
-    """(dark, bright) uint8 HxWx3 like converted SID pairs: a smooth image (gradients and
-    low-frequency waves) plus N(0, 2) noise for the bright, N(0, 12) for the amplified dark."""
-    y = np.linspace(0.0, 1.0, height, dtype=np.float32)[:, None]
-    x = np.linspace(0.0, 1.0, width, dtype=np.float32)[None, :]
-    base = np.empty((height, width, 3), dtype=np.float32)
-    for c in range(3):
-        a, b, fy, fx, phase = rng.uniform([-0.3, -0.3, 1, 1, 0], [0.3, 0.3, 6, 6, 6.3])
-        wave = np.sin(2 * np.pi * fy * y + phase) * np.cos(2 * np.pi * fx * x)
-        base[..., c] = 255.0 * (0.5 + a * y + b * x + 0.2 * wave)
-    noisy = [base + s * rng.standard_normal(base.shape, dtype=np.float32) for s in (12.0, 2.0)]
-    return tuple(np.clip(np.rint(a), 0, 255).astype(np.uint8) for a in noisy)
 
 
 def parser(doc: str) -> argparse.ArgumentParser:
@@ -234,7 +217,7 @@ def parse(p: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
         args.output = None
     elif args.output is None and not args.quick:
         args.output = BENCHMARKS
-    QUIET.budget = args.max_wait
+    QUIET["budget"] = args.max_wait
     return args
 
 
@@ -276,17 +259,15 @@ def row(cells: list) -> str:
 
 def table(head: list[str], rows: list[list], align: str = "") -> list[str]:
     """A markdown table; ``align`` has l, r or c per column (default: first left, rest right)."""
-    align = align or "l" + "r" * (len(head) - 1)
     rule = {"l": "---", "r": "---:", "c": ":---:"}
+    align = align or "l" + "r" * (len(head) - 1)
     return [row(head), "|" + "|".join(rule[a] for a in align) + "|", *map(row, rows), ""]
 
 
 def goals(*checks: tuple[str, float, str, float]) -> list[str]:
     """A goal table from (what, measured ratio, "<=" or ">=", target): met is computed."""
-    rows = [
-        [w, f"{v:.2f}x", f"{op} {t:g}x", yes_no(v <= t if op == "<=" else v >= t)]
-        for w, v, op, t in checks
-    ]
+    rows = [[w, f"{v:.2f}x", f"{op} {t:g}x", yes_no(v <= t if op == "<=" else v >= t)]
+            for w, v, op, t in checks]  # fmt: skip
     return table(["goal", "measured", "target", "met"], rows, "lrrc")
 
 
@@ -298,9 +279,8 @@ def replace_section(heading: str, text: str, path: Path = BENCHMARKS) -> None:
     if start is None:
         new = "".join(lines).rstrip("\n") + f"\n\n{text}"
     else:
-        end = next(
-            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
-        )
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")),
+                   len(lines))  # fmt: skip
         tail = "".join(lines[end:])
         new = "".join(lines[:start]) + text + ("\n" + tail if tail else "")
     tmp = path.with_name(f".{path.name}.tmp")  # written whole, then renamed over

@@ -1,10 +1,9 @@
-"""GPU speed: training steps/s of the two-step GAN step against batch size, with and without AMP,
-and the shipped model's latency on a 1080p and a 4K frame (bare forward in float32, float16 and
-bfloat16, the tiled ``enhance`` path, onnxruntime's CUDA provider), against the 30 fps goal.
+"""What a GPU does: training steps/s of the two-step GAN step against batch size, with and
+without AMP, and the shipped model's latency on a 1080p and a 4K frame (bare forward in float32,
+float16 and bfloat16, the tiled ``enhance`` path), against the 30 fps goal.
 
-Writes the ``## gpu`` section of BENCHMARKS.md. About 8 minutes on one GPU: an internal time
-budget (``--budget``) stops adding rows when it is spent. Without a CUDA device it does not
-fail: it writes a section saying that it has not run yet and what it will measure.
+Writes the ``## gpu`` section of BENCHMARKS.md: about 8 minutes on one GPU (``--budget`` stops
+adding rows), or, without a CUDA device, what it will measure.
 
     .venv/bin/python bench/gpu.py                        # full run, on one GPU
     .venv/bin/python bench/gpu.py --quick                # smaller GPU run, prints only
@@ -19,8 +18,7 @@ import statistics
 import sys
 import time
 import traceback
-from collections.abc import Callable
-from pathlib import Path
+from functools import partial
 
 import numpy as np
 import torch
@@ -28,9 +26,7 @@ import torch
 import benchlib
 from benchlib import table, yes_no
 from lowlight import card, inference, modes, tiling
-from lowlight.config import InferConfig, ModelConfig, Params, load_params
-from lowlight.errors import LowlightError
-from lowlight.export import export_onnx
+from lowlight.config import InferConfig, Params, load_params
 from lowlight.rendering import RenderParams
 from lowlight.train import Trainer, train_step
 
@@ -41,24 +37,9 @@ FRAMES = {"1080p": (1080, 1920), "4K": (2160, 3840)}  # output pixels (height, w
 BATCHES = (16, 32, 64, 128, 256, 512, 1024)  # training batch sizes, until OOM or the budget
 PRECISIONS = {"float32": None, "float16": torch.float16, "bfloat16": torch.bfloat16}
 RUNS = 20  # timed runs per latency row (their median)
-ENHANCE_BATCHES = (1, 4)  # tiles per forward pass through ``enhance``
-NEED_TRAIN, NEED_FRAME, NEED_ONNX = 10.0, 5.0, 60.0  # seconds a row is expected to need
-SKIPPED = "skipped: time budget spent"
-GAN_WEIGHT = 1.0  # lambda_adv of the GAN rows (TrainConfig's default; gpu.yaml trains L1 only)
-
-
-class Budget:
-    """Wall-clock seconds left of the run's allowance: a GPU is lent for minutes, so rows stop
-    being added when it is spent instead of the run being killed with nothing written."""
-
-    def __init__(self, seconds: float) -> None:
-        self.deadline = time.perf_counter() + seconds
-
-    def left(self) -> float:
-        return self.deadline - time.perf_counter()
-
-    def allows(self, need: float) -> bool:
-        return self.left() >= need
+# SID's Sony training split (Chen et al. 2018): ~70 % of its 2,697 short frames, each 4,760
+# windows of 100x100 at stride 50 (56 x 85 on the 2848x4256 conversion)
+SID_EPOCH_PATCHES = round(2697 * 0.7) * 4760
 
 
 def sync(device: torch.device) -> None:
@@ -74,40 +55,26 @@ def reset_peak(device: torch.device) -> None:
         torch.cuda.reset_peak_memory_stats(device)
 
 
-def peak_mib(device: torch.device) -> float:
-    """Peak GPU memory allocated since ``reset_peak`` (NaN on the CPU)."""
+def peak_mib(device: torch.device) -> str:
+    """Peak GPU memory allocated since ``reset_peak`` (n/a on the CPU)."""
     if device.type != "cuda":
-        return float("nan")
-    return torch.cuda.max_memory_allocated(device) / 2**20
-
-
-def failed(exc: BaseException) -> str:
-    """A row's note for an error: the run goes on (a lent GPU is not to be wasted on one row)."""
-    if not isinstance(exc, LowlightError):  # a lowlight error's message says it all
-        traceback.print_exception(exc, file=sys.stderr)
-    return f"failed: {type(exc).__name__}: {str(exc).strip().splitlines()[0][:120]}"
-
-
-def recipe() -> Params:
-    """pretrain/gpu.yaml's params: the shipped model's architecture, its patch and batch."""
-    return load_params(RECIPE)
+        return "n/a"
+    return f"{torch.cuda.max_memory_allocated(device) / 2**20:,.0f}"
 
 
 def train_rate(params: Params, device: torch.device, batch: int, amp: bool, lambda_adv: float,
-               steps: int, seconds: float, warmup: int) -> dict:  # fmt: skip
+               steps: int, seconds: float, warmup: int) -> list:  # fmt: skip
     """Steps/s of ``train_step`` on one random batch already on the device (no data loading:
     the GPU's own rate), at least ``steps`` steps and ``seconds`` after ``warmup`` untimed ones;
     peak memory from the trainer's creation on (weights, Adam states, the batch, activations)."""
-    mode = modes.get(params.model.input)
+    mode, size = modes.get(params.model.input), params.patch.size
     update = {"device": device.type, "amp": amp, "batch_size": batch, "lambda_adv": lambda_adv}
-    cfg = params.train.model_copy(update=update)
     reset_peak(device)
-    curve = params.convert.curve if mode.renders else ""
-    trainer = Trainer.create(params.model, cfg, seed=0, curve=curve)
-    size = params.patch.size
+    trainer = Trainer.create(params.model, params.train.model_copy(update=update), seed=0,
+                             curve=params.convert.curve if mode.renders else "")  # fmt: skip
     gen = torch.Generator(device=trainer.device).manual_seed(0)
-    dark_shape = (batch, mode.channels, size // mode.scale, size // mode.scale)
-    dark = torch.rand(dark_shape, generator=gen, device=trainer.device)
+    dark = torch.rand((batch, mode.channels, size // mode.scale, size // mode.scale),
+                      generator=gen, device=trainer.device)  # fmt: skip
     bright = torch.rand((batch, 3, size, size), generator=gen, device=trainer.device)
     render = None
     if mode.renders:  # the pairs' white balance and colour matrix, as patch rows store them
@@ -122,17 +89,16 @@ def train_rate(params: Params, device: torch.device, batch: int, amp: bool, lamb
         done += 1
     sync(trainer.device)
     wall = time.perf_counter() - start
-    result = {"steps_s": done / wall, "patches_s": done * batch / wall,
-              "step_ms": 1000 * wall / done, "peak_mib": peak_mib(trainer.device)}  # fmt: skip
-    del trainer, dark, bright, render
-    return result
+    return [f"{done / wall:.2f}", f"{done * batch / wall:,.0f}", f"{1000 * wall / done:.1f}",
+            peak_mib(trainer.device)]  # fmt: skip
 
 
-def median_ms(fn: Callable[[], object], device: torch.device, runs: int, warmup: int) -> float:
+def latency(fn, device: torch.device, runs: int, warmup: int, tiles: int = 1) -> list:
     """Median wall ms of ``runs`` calls of ``fn`` after ``warmup`` untimed ones, each call
-    synchronised before and after (what a caller waits for one frame)."""
+    synchronised before and after (what a caller waits for one frame); fps; peak memory."""
     for _ in range(warmup):
         fn()
+    reset_peak(device)
     times = []
     for _ in range(runs):
         sync(device)
@@ -140,339 +106,161 @@ def median_ms(fn: Callable[[], object], device: torch.device, runs: int, warmup:
         fn()
         sync(device)
         times.append(1000 * (time.perf_counter() - start))
-    return statistics.median(times)
+    ms = statistics.median(times)
+    return [tiles, f"{ms:.2f}", f"{1000 / ms:.1f}", peak_mib(device)]
 
 
-def forward_row(generator: torch.nn.Module, shape: tuple[int, ...], precision: str,
-                device: torch.device, runs: int, warmup: int) -> dict:  # fmt: skip
-    """The bare generator forward on one frame already on the device; float16 and bfloat16 as
-    autocast, as training and ``inference.load_torch`` run them on CUDA."""
-    dtype = PRECISIONS[precision]
-    x = torch.rand(shape, generator=torch.Generator().manual_seed(0)).to(device)
+def attempt(label: list, width: int, need: float, deadline: float, measure) -> list:
+    """One row: ``label`` and ``measure()``'s ``width`` cells, or a note in their place (budget
+    spent, out of memory, an error): a lent GPU is not to be wasted on one failed row."""
+    note, cells = "", [""] * width
+    if time.perf_counter() + need > deadline:
+        note = "skipped: time budget spent"
+    else:
+        try:
+            cells = measure()
+        except torch.cuda.OutOfMemoryError:
+            note = "out of GPU memory"
+        except Exception as exc:  # recorded in the row; the run goes on
+            traceback.print_exception(exc, file=sys.stderr)
+            note = f"failed: {type(exc).__name__}: {str(exc).strip()[:120]}"
+    reset_peak(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
+    print(benchlib.row([*label, *cells, note]), flush=True)
+    return [*label, *cells, note]
 
-    def once() -> None:
-        cast = torch.autocast(device.type, dtype=dtype) if dtype else contextlib.nullcontext()
-        with torch.inference_mode(), cast:
+
+def measure_training(params: Params, device: torch.device, batches: tuple[int, ...],
+                     deadline: float, timing: tuple) -> list[list]:  # fmt: skip
+    """The GAN step at each batch size, AMP on and off (AMP only on CUDA: ``Trainer`` ignores
+    it on the CPU), then gpu.yaml's own L1-only step."""
+    amps = (True, False) if device.type == "cuda" else (False,)
+    own = params.train.batch_size if params.train.batch_size in batches else batches[0]
+    runs = [("GAN (D + G)", 1.0, b, a) for b in batches for a in amps]  # TrainConfig's lambda_adv
+    runs += [("L1 only (gpu.yaml)", 0.0, own, a) for a in amps]
+    return [attempt([step, "float16" if amp else "off", batch], 4, 10.0, deadline,
+                    partial(train_rate, params, device, batch, amp, weight, *timing))
+            for step, weight, batch, amp in runs]  # fmt: skip
+
+
+def measure_frames(device: torch.device, frames: dict, deadline: float, runs: int,
+                   warmup: int) -> list[list]:  # fmt: skip
+    """Every frame through the bare forward in each precision (autocast, as training and
+    ``inference.load_torch`` run them on CUDA), then through ``enhance`` (host image in and
+    out, as ``lowlight enhance`` runs it)."""
+    generator, model_card = card.load_generator(card.shipped())
+    generator.to(device)
+    mode, infer, rows = model_card.mode, InferConfig(), []
+    shapes = {name: (h // mode.scale, w // mode.scale) for name, (h, w) in frames.items()}
+
+    @torch.inference_mode()
+    def forward(x: torch.Tensor, dtype: torch.dtype | None) -> None:
+        with torch.autocast(device.type, dtype=dtype) if dtype else contextlib.nullcontext():
             generator(x)
 
-    reset_peak(device)
-    ms = median_ms(once, device, runs, warmup)
-    return {"ms": ms, "peak_mib": peak_mib(device)}
-
-
-def enhance_row(image: np.ndarray, precision: str, batch: int, infer: InferConfig,
-                device: torch.device, runs: int, warmup: int) -> dict:  # fmt: skip
-    """``inference.enhance`` (tiled, host image in, host image out) with the shipped model, as
-    ``lowlight enhance`` runs it; the copies to and from the device are part of the time."""
-    fn, model_card = inference.load_torch(card.shipped(), device.type, precision)
-    grid = tiling.tile_grid(*image.shape[:2], infer.tile, infer.overlap, model_card.multiple)
-    tiles = len(grid[1])
-
-    def once() -> None:
-        inference.enhance(image, fn, infer.tile, infer.overlap, batch, model_card.multiple)
-
-    reset_peak(device)
-    ms = median_ms(once, device, runs, warmup)
-    return {"ms": ms, "peak_mib": peak_mib(device), "tiles": tiles}
-
-
-def onnx_session(path: Path, provider: str):
-    """An onnxruntime session on ``provider`` alone (plus the CPU for what it cannot run), not
-    ``load_onnx``'s every available provider: TensorRT's engine build would be timed too."""
-    import onnxruntime as ort
-
-    providers = list(dict.fromkeys([provider, "CPUExecutionProvider"]))
-    session = ort.InferenceSession(str(path), providers=providers)
-    if session.get_providers()[0] != provider:
-        raise RuntimeError(f"onnxruntime fell back to {session.get_providers()[0]}")
-    return session
-
-
-def onnx_row(session, shape: tuple[int, ...], multiple: int, runs: int, warmup: int) -> dict:
-    """One padded frame through the exported graph (the U-Net's body), host arrays in and out,
-    as ``inference.load_onnx`` runs it."""
-    x = np.random.default_rng(0).random(shape, dtype=np.float32)
-    padded, _, _ = tiling.pad_to_multiple(x, multiple)
-    name = session.get_inputs()[0].name
-    ms = median_ms(lambda: session.run(None, {name: padded}), torch.device("cpu"), runs, warmup)
-    return {"ms": ms, "peak_mib": float("nan")}
-
-
-def fmt_mib(value: float) -> str:
-    return "n/a" if value != value else f"{value:,.0f}"
-
-
-def measure_training(
-    params: Params,
-    device: torch.device,
-    batches: tuple[int, ...],
-    budget: Budget,
-    steps: int,
-    seconds: float,
-    warmup: int,
-) -> list[list]:
-    """The GAN step at each batch size, AMP on and off (AMP only on CUDA: ``Trainer`` ignores
-    it on the CPU), then gpu.yaml's own L1-only step at its batch size; a setting stops at its
-    first OOM."""
-    amps = (True, False) if device.type == "cuda" else (False,)
-    runs = [("GAN (D + G)", GAN_WEIGHT, b, a) for b in batches for a in amps]
-    own = params.train.batch_size if params.train.batch_size in batches else batches[0]
-    runs += [("L1 only (gpu.yaml)", 0.0, own, a) for a in amps]
-    rows, oom = [], set()
-    for step, weight, batch, amp in runs:
-        label = [step, "float16" if amp else "off", batch]
-        if (step, amp) in oom:
-            rows.append([*label, "", "", "", "", "skipped: smaller batch ran out of memory"])
-            continue
-        if not budget.allows(NEED_TRAIN):
-            rows.append([*label, "", "", "", "", SKIPPED])
-            continue
-        try:
-            r = train_rate(params, device, batch, amp, weight, steps, seconds, warmup)
-            rows.append([*label, f"{r['steps_s']:.2f}", f"{r['patches_s']:,.0f}",
-                         f"{r['step_ms']:.1f}", fmt_mib(r["peak_mib"]), ""])  # fmt: skip
-        except torch.cuda.OutOfMemoryError:
-            oom.add((step, amp))
-            rows.append([*label, "", "", "", "", "out of GPU memory"])
-        except Exception as exc:  # recorded in the row; the run goes on
-            rows.append([*label, "", "", "", "", failed(exc)])
-        reset_peak(device)
-        print(benchlib.row(rows[-1]), flush=True)
+    for frame, (h, w) in shapes.items():
+        x = torch.rand((1, mode.channels, h, w), generator=torch.Generator().manual_seed(0))
+        for p, dtype in PRECISIONS.items():
+            if device.type == "cuda" or p != "float16":
+                once = partial(forward, x.to(device), dtype)
+                rows.append(attempt([frame, "bare forward", p, 1], 4, 5.0, deadline,
+                                    partial(latency, once, device, runs, warmup)))  # fmt: skip
+    for frame, (h, w) in shapes.items():
+        image = np.random.default_rng(0).random((h, w, mode.channels), dtype=np.float32)
+        tiles = len(tiling.tile_grid(h, w, infer.tile, infer.overlap, model_card.multiple)[1])
+        for p in ("float32", "bfloat16"):
+            fn, _ = inference.load_torch(card.shipped(), device.type, p)
+            for b in (1, 4):
+                once = partial(inference.enhance, image, fn, infer.tile, infer.overlap, b,
+                               model_card.multiple)  # fmt: skip
+                measure = partial(latency, once, device, runs, warmup, tiles)
+                label = [frame, f"enhance (tile {infer.tile})", p, b]
+                rows.append(attempt(label, 4, 5.0, deadline, measure))
     return rows
 
 
-class Latency:
-    """The latency table so far and the ms per (frame, path), filled row by row; a row is
-    printed as soon as it is measured (a run cut short still shows what it got)."""
-
-    def __init__(self, budget: Budget, device: torch.device) -> None:
-        self.budget, self.device = budget, device
-        self.rows: list[list] = []
-        self.ms: dict[tuple[str, str], list[tuple[float, str, int]]] = {}
-
-    def add(self, frame: str, path: str, precision: str, batch: int,
-            measure: Callable[[], dict]) -> None:  # fmt: skip
-        label = [frame, path, precision, batch]
-        if not self.budget.allows(NEED_FRAME):
-            self.rows.append([*label, "", "", "", "", SKIPPED])
-        else:
-            try:
-                r = measure()
-                self.ms.setdefault((frame, path), []).append((r["ms"], precision, batch))
-                self.rows.append([*label, r.get("tiles", 1), f"{r['ms']:.2f}",
-                                  f"{1000 / r['ms']:.1f}", fmt_mib(r["peak_mib"]), ""])  # fmt: skip
-            except Exception as exc:  # recorded in the row; the run goes on
-                self.rows.append([*label, "", "", "", "", failed(exc)])
-        reset_peak(self.device)
-        print(benchlib.row(self.rows[-1]), flush=True)
-
-    def note(self, path: str, text: str) -> None:
-        """One row for every frame: why ``path`` was not measured."""
-        self.rows.append(["all", path, "float32", 1, "", "", "", "", text])
-        print(benchlib.row(self.rows[-1]), flush=True)
-
-
-def packed(frames: dict[str, tuple[int, int]], mode: modes.InputMode) -> dict:
-    """The model's input size of each output frame (a bayer model's: half, 4 channels)."""
-    return {name: (h // mode.scale, w // mode.scale) for name, (h, w) in frames.items()}
-
-
-def measure_frames(lat: Latency, frames: dict[str, tuple[int, int]], runs: int,
-                   warmup: int) -> None:  # fmt: skip
-    """Every frame through the bare forward in each precision, then through ``enhance``."""
-    device = lat.device
-    generator, model_card = card.load_generator(card.shipped())
-    generator.to(device)
-    mode, infer = model_card.mode, InferConfig()
-    shapes = packed(frames, mode)
-    precisions = [p for p in PRECISIONS if device.type == "cuda" or p != "float16"]
-    for frame, (h, w) in shapes.items():
-        for p in precisions:
-            lat.add(frame, "bare forward", p, 1,
-                    lambda h=h, w=w, p=p, g=generator: forward_row(
-                        g, (1, mode.channels, h, w), p, device, runs, warmup))  # fmt: skip
-    generator.cpu()
-    del generator
-    rng = np.random.default_rng(0)
-    for frame, (h, w) in shapes.items():
-        image = rng.random((h, w, mode.channels), dtype=np.float32)
-        for p in ("float32", "bfloat16"):
-            for b in ENHANCE_BATCHES:
-                lat.add(frame, f"enhance (tile {infer.tile}, default overlap)", p, b,
-                        lambda image=image, p=p, b=b: enhance_row(image, p, b, infer, device,
-                                                                  runs, warmup))  # fmt: skip
-
-
-def measure_onnx(lat: Latency, frames: dict[str, tuple[int, int]], runs: int, warmup: int,
-                 keep: bool) -> None:  # fmt: skip
-    """The exported float32 graph on onnxruntime's provider for the device (CUDA, or the CPU's
-    in a CPU smoke run), or one row saying why it did not run."""
-    provider = "CUDAExecutionProvider" if lat.device.type == "cuda" else "CPUExecutionProvider"
-    path = f"onnxruntime {provider.removesuffix('ExecutionProvider')}"
-    try:
-        import onnxruntime as ort
-
-        available = ort.get_available_providers()
-    except ImportError:
-        available = []
-    if provider not in available:
-        lat.note(path, f"not available: onnxruntime offers {', '.join(available) or 'nothing'}")
-        return
-    if not lat.budget.allows(NEED_ONNX):
-        lat.note(path, SKIPPED)
-        return
-    model_card = card.ModelCard.load(card.shipped())
-    with benchlib.scratch("gpu", keep) as work:
-        try:
-            export_onnx(card.shipped(), work / "float.onnx")
-            session = onnx_session(work / "float.onnx", provider)
-        except Exception as exc:  # recorded in the row; the run goes on
-            lat.note(path, failed(exc))
-            return
-        for frame, (h, w) in packed(frames, model_card.mode).items():
-            lat.add(frame, path, "float32", 1,
-                    lambda h=h, w=w: onnx_row(session, (1, model_card.mode.channels, h, w),
-                                              model_card.multiple, runs, warmup))  # fmt: skip
-
-
-def goal_rows(ms: dict, frame: str) -> list[list]:
-    """The 30 fps goal on the 1080p frame: the fastest bare forward and the fastest through
-    ``enhance`` (what a user's frame goes through)."""
-    rows = []
-    for (name, path), found in sorted(ms.items()):
-        if name != frame or path.startswith("onnxruntime"):
-            continue
-        best, precision, batch = min(found)
-        what = f"{frame} frame, {path.split(' (')[0]} ({precision}, batch {batch})"
-        rows.append(
-            [what, f"{best:.1f} ms", f"< {GOAL_FRAME_MS:g} ms", yes_no(best < GOAL_FRAME_MS)]
-        )
-    return rows or [[f"{frame} frame", "not measured", f"< {GOAL_FRAME_MS:g} ms", yes_no(False)]]
-
-
-def machine() -> dict:
-    """benchlib's machine plus what a GPU's figures depend on: CUDA, cuDNN, onnxruntime."""
-    versions = {"CUDA": torch.version.cuda or "none (torch built without CUDA)"}
-    if torch.cuda.is_available():
-        versions["cuDNN"] = str(torch.backends.cudnn.version())
-    with contextlib.suppress(ImportError):
-        import onnxruntime as ort
-
-        versions["onnxruntime"] = ort.__version__
-    return benchlib.machine(**versions)
-
-
-def unet(m: ModelConfig) -> str:
-    """The generator in words, for the sections' text."""
-    residual = "residual " if m.residual else ""
-    return f"{m.input} {residual}U-Net, depth {m.depth}, width {m.width}"
-
-
-def plan(params: Params) -> list[str]:
-    """What a full run measures, for the section written before any GPU ran it."""
+def intro(params: Params, steps: int, seconds: float, warmup: int, runs: int) -> str:
     m, size = params.model, params.patch.size
-    return [
-        f"Training: `lowlight.train.train_step` (a discriminator step, then a generator step) on "
-        f"pretrain/gpu.yaml's model ({unet(m)}: the shipped model's architecture) with random "
-        f"{size}x{size} patches "
-        "already on the GPU; steps/s, patches/s and peak GPU memory at batch sizes "
-        f"{', '.join(map(str, BATCHES))} (until out of memory), AMP (float16) on and off, plus "
-        f"gpu.yaml's own L1-only step at batch {params.train.batch_size}.",
-        "Latency of the shipped model (`card.shipped()`) on a 1080p and a 4K frame (a bayer "
-        "model's input is the packed mosaic at half size: 540x960x4 and 1080x1920x4): the bare "
-        "forward in float32, float16 autocast and bfloat16 autocast (warm-up, then the median "
-        f"of {RUNS} synchronised runs), `lowlight.inference.enhance` (tiled, default tile and "
-        "overlap, batch 1 and 4, float32 and bfloat16), and onnxruntime's CUDA execution "
-        "provider when onnxruntime offers it.",
-        f"The goal: a 1080p frame in under {GOAL_FRAME_MS:g} ms (30 fps), met or not.",
-    ]
-
-
-def not_run(args, params: Params) -> int:
-    """No CUDA device: say so; unless ``--quick``, write a section saying it has not run yet."""
-    print("no CUDA device available: torch sees no GPU; nothing measured")
-    if args.quick:
-        return 0
-    info = machine()
-    where = f"{info['cpu']}, {info['cores']} cores, {info['os']}; GPU: {info['gpu']}"
-    lines = benchlib.header(
-        SECTION,
-        "**Not run yet**: no GPU was available on the machine that ran this script "
-        f"({where}), so nothing below is measured. On a machine with one CUDA GPU, "
-        "`.venv/bin/python bench/gpu.py` (about 8 minutes) replaces this section with the "
-        "figures.",
-        info,
-        benchlib.command(args),
-    )
-    lines += ["What it will measure:", "", *(f"1. {item}" for item in plan(params)), ""]
-    lines += [f"Command to run: `.venv/bin/python bench/gpu.py` (about 8 minutes on one GPU; "
-              f"it stops adding rows after `--budget` {args.budget:g} s).", ""]  # fmt: skip
-    benchlib.publish(SECTION, lines, args.output)
-    return 0
+    return (f"The training step of pretrain/gpu.yaml's model ({m.input} U-Net, depth {m.depth}, "
+            f"width {m.width}: the shipped model's architecture) on random {size}x{size} patches "
+            f"already on the device, GAN (D + G) at batch sizes up to {BATCHES[-1]} (until out of "
+            f"memory) with AMP on and off, and gpu.yaml's own L1-only step; at least {steps} "
+            f"steps and {seconds:g} s after {warmup} warm-up step(s) per row. Then the shipped "
+            "model's time per 1080p and 4K frame (a bayer model's input: the packed mosaic at "
+            "half size), bare forward in float32, float16 and bfloat16 autocast and through "
+            f"`lowlight.inference.enhance` (batch 1 and 4): the median of {runs} synchronised "
+            f"runs after {warmup} warm-up run(s). Goal: a 1080p frame in under "
+            f"{GOAL_FRAME_MS:g} ms (30 fps).")  # fmt: skip
 
 
 def main(argv: list[str]) -> int:
     p = benchlib.parser(__doc__)
     p.add_argument("--device", choices=("cuda", "cpu"), default="cuda",
                    help="cpu: smoke-test the code paths (prints only)")  # fmt: skip
-    p.add_argument(
-        "--budget",
-        type=float,
-        default=420.0,
-        help="seconds after which no more rows are added (a GPU is lent for 8 min)",
-    )
+    p.add_argument("--budget", type=float, default=420.0, help="seconds after which no more "
+                   "rows are added (a GPU is lent for 8 min)")  # fmt: skip
     p.add_argument("--seconds", type=float, default=3.0, help="timed seconds per training row")
     p.add_argument("--runs", type=int, default=RUNS, help="timed runs per latency row (median)")
     args = benchlib.parse(p, argv)
-    budget, params = Budget(args.budget), recipe()
+    deadline, params = time.perf_counter() + args.budget, load_params(RECIPE)
+    versions = {"CUDA": torch.version.cuda or "none (torch built without CUDA)"}
+    if torch.cuda.is_available():
+        versions["cuDNN"] = str(torch.backends.cudnn.version())
+    info = benchlib.machine(**versions)
     if args.device == "cuda" and not torch.cuda.is_available():
-        return not_run(args, params)
+        print("no CUDA device available: torch sees no GPU; nothing measured")
+        lines = benchlib.header(SECTION, "**Not run yet**: no GPU was available on the machine "
+                                "that ran this script, so nothing is measured. On a machine with "
+                                "one CUDA GPU, this command (about 8 minutes) replaces this "
+                                "section with the figures: " + intro(params, 10, args.seconds, 3,
+                                args.runs), info, benchlib.command(args))  # fmt: skip
+        benchlib.publish(SECTION, lines, None if args.quick else args.output)
+        return 0
     device = torch.device(args.device)
     if device.type == "cpu":
         args.output = None  # the section is for a GPU's figures
-    cpu_quick = args.quick and device.type == "cpu"
-    if cpu_quick:  # (batches, frames, steps, seconds, runs, warm-up)
+    if args.quick and device.type == "cpu":  # (batches, frames, steps, seconds, runs, warm-up)
         sizes = (2,), {"64x96": (64, 96)}, 2, 0.0, 2, 1
     elif args.quick:
         sizes = (16, 64), {"1080p": FRAMES["1080p"]}, 5, 1.0, 5, 2
     else:
         sizes = BATCHES, FRAMES, 10, args.seconds, args.runs, 3
     batches, frames, steps, seconds, runs, warmup = sizes
-    goal_frame = next(iter(frames))
-    info = machine()
-    print(f"device {device} ({info['gpu'] if device.type == 'cuda' else benchlib.cpu_model()}), "
-          f"budget {args.budget:g} s", flush=True)  # fmt: skip
-    lat = Latency(budget, device)  # the goal's rows first, the slow ONNX export last
-    measure_frames(lat, frames, runs, warmup)
-    training = measure_training(params, device, batches, budget, steps, seconds, warmup)
-    measure_onnx(lat, frames, runs, warmup, args.keep)
-    m, size = params.model, params.patch.size
-    more = [f"Time budget {args.budget:g} s; {budget.left():.0f} s were left at the end"]
+    print(f"device {device} ({info['gpu']}), budget {args.budget:g} s", flush=True)
+    frame_rows = measure_frames(device, frames, deadline, runs, warmup)  # the goal's rows first
+    training = measure_training(params, device, batches, deadline, (steps, seconds, warmup))
+    more = [f"Time budget {args.budget:g} s; {deadline - time.perf_counter():.0f} s were left"]
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
         more.append(f"GPU memory {props.total_memory / 2**30:.1f} GiB; cuDNN autotuning "
                     f"{'on' if torch.backends.cudnn.benchmark else 'off'} (as lowlight runs); "
-                    f"TF32 convolutions {'allowed' if torch.backends.cudnn.allow_tf32 else 'off'} "
-                    "(torch's default) in the float32 rows")  # fmt: skip
-    lines = benchlib.header(
-        SECTION,
-        f"On {device.type.upper()}: the training step of pretrain/gpu.yaml's model ({unet(m)}: "
-        f"the shipped model's architecture) on random {size}x{size} patches already on the "
-        f"device, timed over at least {steps} steps and {seconds:g} s after {warmup} untimed "
-        f"warm-up step(s) per row; then the shipped model's time per frame: the median of {runs} "
-        f"synchronised runs after {warmup} warm-up run(s).",
-        info,
-        benchlib.command(args),
-        *more,
-    )
+                    f"TF32 convolutions {'allowed' if torch.backends.cudnn.allow_tf32 else 'off'}"
+                    " in the float32 rows")  # fmt: skip
+    lines = benchlib.header(SECTION, f"On {device.type.upper()}: "
+                            + intro(params, steps, seconds, warmup, runs), info,
+                            benchlib.command(args), *more)  # fmt: skip
     lines += ["### Training steps", ""]
     lines += table(["step", "AMP", "batch", "steps/s", "patches/s", "step (ms)",
                     "peak GPU memory (MiB)", "note"], training, "lllrrrrl")  # fmt: skip
+    rates = [float(r[4].replace(",", "")) for r in training if r[4]]
+    if rates:
+        minutes = SID_EPOCH_PATCHES / (8 * max(rates)) / 60
+        lines += [f"An epoch of the full SID Sony set ({SID_EPOCH_PATCHES / 1e6:.1f} M patches of "
+                  f"100x100 at stride 50) on 8 such GPUs at the fastest row's rate, perfectly "
+                  f"scaled: {minutes:.1f} min; the data path must then deliver "
+                  f"{8 * max(rates) / 1e3:,.0f} k patches/s.", ""]  # fmt: skip
     lines += ["### Latency of the shipped model", ""]
     lines += table(["frame", "path", "precision", "batch", "tiles", "median (ms)", "fps",
-                    "peak GPU memory (MiB)", "note"], lat.rows, "lllrrrrrl")  # fmt: skip
-    lines += ["### Goal", ""]
-    lines += table(["goal", "measured", "target", "met"], goal_rows(lat.ms, goal_frame), "lrrc")
+                    "peak GPU memory (MiB)", "note"], frame_rows, "lllrrrrrl")  # fmt: skip
+    goal_frame, found = next(iter(frames)), {}
+    for r in frame_rows:
+        if r[0] == goal_frame and r[5]:
+            path = r[1].split(" (")[0]
+            found[path] = min(found.get(path, (float("inf"),)), (float(r[5]), r[2], r[3]))
+    goal = [[f"{goal_frame} frame, {path} ({p}, batch {b})", f"{ms:.1f} ms",
+             f"< {GOAL_FRAME_MS:g} ms", yes_no(ms < GOAL_FRAME_MS)]
+            for path, (ms, p, b) in found.items()]  # fmt: skip
+    goal = goal or [[f"{goal_frame} frame", "not measured", f"< {GOAL_FRAME_MS:g} ms", "**no**"]]
+    lines += ["### Goal", "", *table(["goal", "measured", "target", "met"], goal, "lrrc")]
     benchlib.publish(SECTION, lines, args.output)
     return 0
 

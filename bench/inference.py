@@ -1,6 +1,7 @@
-"""Inference speed on the CPU, all from one run: the shipped model over a whole Sony frame,
-tiled against one bare forward pass; where the tiled time goes; reduced precision (static int8
-ONNX, bfloat16) with its cost in dB on test images; SID's U-Net beside ours; BM3D.
+"""How fast is inference on the CPU: the shipped model over a whole Sony frame, tiled against one
+bare forward pass; reduced precision (static int8 ONNX, bfloat16) with its cost in dB on test
+images; amplify+BM3D beside it. (The bare forward on a 1024x1536 frame, against its goal, is
+bench/pretrain.py's; a GPU's latency is bench/gpu.py's.)
 
 Uses the shipped model (``--models``) and, for the test images and the int8 calibration
 patches, ``make pretrain``'s data (``--run pretrain``), else the demo's (``--run .``). Writes the
@@ -12,13 +13,10 @@ patches, ``make pretrain``'s data (``--run pretrain``), else the demo's (``--run
 
 from __future__ import annotations
 
-import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
-import sid_unet
 import torch
 
 import benchlib
@@ -31,10 +29,8 @@ from lowlight.tiling import default_overlap, tile_grid
 
 SECTION = "## inference"
 SONY = (2832, 4240)  # the a7S II's raw mosaic (rows, columns): 12.0 raw megapixels
-REFERENCE = (1024, 1536)  # raw pixels of the frame SID's U-Net and ours are timed on
 BORDER = 16  # output pixels left out at the image border when comparing with the bare pass
-SWEEP = (256, 384, 512, 640, 768, 1024)  # square tiles timed bare, packed pixels
-GOAL_INT8, GOAL_TILED, GOAL_SID, GOAL_GPU_MS = 0.67, 1.25, 5.0, 33.0
+GOAL_INT8, GOAL_TILED = 0.67, 1.25
 
 
 def sony_frame(run: Path, quick: bool) -> tuple[np.ndarray, str]:
@@ -63,9 +59,7 @@ def test_rows(run: Path) -> list[dict]:
 
 
 def where(path: Path) -> str:
-    """``path`` relative to the repository when it is inside it."""
-    path = Path(path).resolve()
-    return str(path.relative_to(benchlib.ROOT)) if path.is_relative_to(benchlib.ROOT) else str(path)
+    return str(Path(path).resolve()).removeprefix(f"{benchlib.ROOT}/")
 
 
 def bare_fn(generator: torch.nn.Module, dtype: torch.dtype = torch.float32):
@@ -77,18 +71,6 @@ def bare_fn(generator: torch.nn.Module, dtype: torch.dtype = torch.float32):
     return run
 
 
-def compiled_tiles(models: Path):
-    """torch.compile's tile function (inductor); its first call compiles."""
-    generator, _ = card.load_generator(models)
-    compiled = torch.compile(generator)
-
-    @torch.inference_mode()
-    def run(tiles: np.ndarray) -> np.ndarray:
-        return compiled(torch.from_numpy(tiles)).numpy()
-
-    return run
-
-
 def time_rounds(runs: dict, repeat: int) -> dict[str, list[float]]:
     """Every configuration once per round, rounds interleaved: wall seconds per configuration."""
     walls: dict[str, list[float]] = {name: [] for name in runs}
@@ -96,19 +78,6 @@ def time_rounds(runs: dict, repeat: int) -> dict[str, list[float]]:
         for name, fn in runs.items():
             walls[name].append(benchlib.timed(fn)["wall"])
     return walls
-
-
-def sweep(generator: torch.nn.Module, repeat: int, sizes: tuple[int, ...]) -> list[list]:
-    """The bare network on square tiles of each size: ms per raw megapixel."""
-    rows = []
-    with torch.inference_mode():
-        for size in sizes:
-            x = torch.rand(1, 4, size, size) * 0.2
-            generator(x)
-            seconds = benchlib.best_time(lambda x=x: generator(x), repeat)
-            rows.append([f"{size}x{size}", f"{4 * size * size / 1e6:.2f}",
-                         f"{1000 * seconds / (4 * size * size / 1e6):.0f}"])  # fmt: skip
-    return rows
 
 
 def psnr_rows(run: Path, methods: dict, limit: int) -> dict[str, float]:
@@ -127,42 +96,7 @@ def psnr_rows(run: Path, methods: dict, limit: int) -> dict[str, float]:
     return {name: float(np.mean(v)) for name, v in scores.items()} | {"images": len(rows)}
 
 
-def reference_rows(models: Path, repeat: int) -> tuple[list[list], float]:
-    """Parameters, GMAC and ms per raw megapixel of SID's U-Net and ours, interleaved."""
-    ours, _ = card.load_generator(models)
-    nets = {"SID's U-Net (Chen et al. 2018)": sid_unet.SidUNet().eval(), "lowlight shipped": ours}
-    x = torch.rand(1, 4, REFERENCE[0] // 2, REFERENCE[1] // 2) * 0.2
-    mp = REFERENCE[0] * REFERENCE[1] / 1e6
-    with torch.inference_mode():
-        for net in nets.values():
-            net(x)
-        walls = time_rounds({k: (lambda n=n: n(x)) for k, n in nets.items()}, repeat)
-    ms = {k: 1000 * min(v) / mp for k, v in walls.items()}
-    rows = [[name, f"{sid_unet.parameters(net) / 1e6:.2f} M",
-             f"{sid_unet.macs(net, x) / 1e9 / mp:.1f}", f"{ms[name]:.0f}"]
-            for name, net in nets.items()]  # fmt: skip
-    sid, mine = ms.values()
-    return rows, sid / mine
-
-
-def memory_child(kind: str, models: str, quick: bool) -> None:
-    """Child mode: one whole-frame pass (bare or tiled), then this process's peak RSS."""
-    frame, _ = sony_frame(Path("/nonexistent"), quick)
-    before = benchlib.peak_rss_mib()
-    if kind == "bare":
-        generator, _ = card.load_generator(Path(models))
-        bare_fn(generator)(frame)
-    else:
-        fn, model_card = load_torch(Path(models), "cpu")
-        infer = InferConfig()
-        enhance(frame, fn, infer.tile, infer.overlap, infer.batch, model_card.multiple)
-    print(json.dumps({"before": before, "peak": benchlib.peak_rss_mib()}))
-
-
 def main(argv: list[str]) -> int:
-    if argv[:1] == ["--memory-child"]:
-        memory_child(argv[1], argv[2], "--quick" in argv)
-        return 0
     p = benchlib.parser(__doc__)
     p.add_argument("--models", type=Path, default=card.shipped())
     pretrain = benchlib.ROOT / "pretrain"
@@ -186,17 +120,13 @@ def main(argv: list[str]) -> int:
         calibration = args.run / "data/patches/train"
         export_onnx(args.models, int8_onnx, int8=True, calibration=calibration)
         sizes = {k: p.stat().st_size / 1e6 for k, p in (("fp32", fp32_onnx), ("int8", int8_onnx))}
-        tiles = {"torch float32": load_torch(args.models, "cpu")[0],
-                 "onnxruntime float32": load_model(fp32_onnx)[0],
-                 "onnxruntime int8 (static)": load_model(int8_onnx)[0]}  # fmt: skip
+        loaded = {"torch float32": load_torch(args.models, "cpu"),
+                  "onnxruntime float32": load_model(fp32_onnx),
+                  "onnxruntime int8 (static)": load_model(int8_onnx)}  # fmt: skip
         if bf16:
-            tiles["torch bfloat16"] = load_torch(args.models, "cpu", "bfloat16")[0]
-        start = time.perf_counter()
-        tiles["torch.compile (inductor)"] = compiled_tiles(args.models)
+            loaded["torch bfloat16"] = load_torch(args.models, "cpu", "bfloat16")
+        tiles = {name: fn for name, (fn, _) in loaded.items()}
         (tile_h, tile_w), grid = tile_grid(height, width, infer.tile, infer.overlap, multiple)
-        probe = np.ascontiguousarray(frame[:tile_h, :tile_w].transpose(2, 0, 1))[None]
-        tiles["torch.compile (inductor)"](probe)
-        compile_s = time.perf_counter() - start
 
         def tiled(fn, tile=infer.tile, overlap=infer.overlap, batch=infer.batch):
             return lambda: enhance(frame, fn, tile, overlap, batch, multiple)
@@ -208,36 +138,16 @@ def main(argv: list[str]) -> int:
             runs["bare forward, bfloat16"] = lambda: bare_fn(bf16_generator, torch.bfloat16)(frame)
         runs |= {f"tiled, {name}": tiled(fn) for name, fn in tiles.items()}
         runs["tiled, torch float32, batch 4"] = tiled(tiles["torch float32"], batch=4)
-        runs["tiled, torch float32, old tiles (256, overlap 32)"] = tiled(
-            tiles["torch float32"], 256, 32, 4
-        )
+        runs["tiled, torch float32, old tiles (256, overlap 32)"] = tiled(tiles["torch float32"],
+                                                                          256, 32, 4)  # fmt: skip
         walls = time_rounds(runs, repeat)
         outputs = {name: fn() for name, fn in runs.items()}
         bare = outputs["bare forward, float32"]
         inner = np.s_[BORDER:-BORDER, BORDER:-BORDER]
         diffs = {k: 255 * float(np.abs(v[inner] - bare[inner]).max()) for k, v in outputs.items()}
-        # where the tiled time goes: the same tiles with the network replaced by a copy
-        scale = model_card.mode.scale
-
-        def no_network(batch: np.ndarray) -> np.ndarray:
-            out = batch[:, :3].repeat(scale, axis=2).repeat(scale, axis=3)
-            return np.ascontiguousarray(out)
-
-        plumbing = benchlib.best_time(tiled(no_network), repeat)
         grid_pixels = len(grid) * tile_h * tile_w / (height * width)
-        sweep_rows = sweep(generator, repeat, SWEEP[:2] if args.quick else SWEEP)
-        # accuracy of reduced precision on test images
-        methods = {"float32 (torch)": load_torch(args.models, "cpu"),
-                   "float32 (onnxruntime)": load_model(fp32_onnx),
-                   "int8 (onnxruntime)": load_model(int8_onnx)}  # fmt: skip
-        if bf16:
-            methods["bfloat16 (torch)"] = load_torch(args.models, "cpu", "bfloat16")
-        limit = 2 if args.quick else args.images
-        quality = psnr_rows(args.run, methods, limit) if test_rows(args.run) else {}
-    memory = {kind: benchlib.run_child(__file__, ["--memory-child", kind, str(args.models),
-                                                  *(["--quick"] if args.quick else [])])
-              for kind in ("bare", "tiled")}  # fmt: skip
-    ref_rows, sid_ratio = reference_rows(args.models, repeat)
+        limit = 2 if args.quick else args.images  # the accuracy of reduced precision
+        quality = psnr_rows(args.run, loaded, limit) if test_rows(args.run) else {}
     crop = np.random.default_rng(0).random((256, 384, 3), dtype=np.float32) * 0.1
     bm3d_ms = 1000 * benchlib.best_time(lambda: baselines.amplify_bm3d(crop), 1) / 0.098304
 
@@ -269,62 +179,29 @@ def main(argv: list[str]) -> int:
             for name in runs]  # fmt: skip
     lines += table(["configuration", "ms / frame", "ms / raw MP", "vs bare float32",
                     "max diff (/255)"], rows)  # fmt: skip
-    lines += [
-        f"Where the tiled time goes: the same {len(grid)} tiles with the network replaced by a "
-        f"copy (cutting, padding, stacking, putting back, clipping) take "
-        f"{1000 * plumbing / raw_mp:.0f} ms per raw MP; the rest is the network over "
-        f"{grid_pixels:.2f}x the pixels. torch.compile's first tile took {compile_s:.0f} s "
-        "(compiling).",
-        "",
-        "The bare network per tile size (one square tile of random input, float32): tiles of a "
-        "few hundred pixels run faster per pixel than one pass over the whole frame, whose "
-        "activations do not fit the caches; that pays for the overlap.",
-        "",
-    ]
-    sweep_rows.append(["whole frame", f"{raw_mp:.2f}", f"{bare_ms:.0f}"])
-    lines += table(["input (packed)", "raw MP", "ms / raw MP"], sweep_rows)
-    peak = {k: v["peak"] - v["before"] for k, v in memory.items()}
-    lines += [f"Memory (peak RSS of a fresh process over its RSS before the pass): bare forward "
-              f"{peak['bare']:.0f} MiB, tiled {peak['tiled']:.0f} MiB (bounded by the tile, "
-              "whatever the frame).", ""]  # fmt: skip
     if quality:
-        base = quality["float32 (torch)"]
+        base = quality["torch float32"]
         lines += [
             f"Reduced precision on {quality['images']} test images of `{args.run.name}` (whole "
             "frames, rendered as the files say, against the long exposure):",
             "",
         ]
-        size = {"float32 (onnxruntime)": sizes["fp32"], "int8 (onnxruntime)": sizes["int8"]}
+        size = {"onnxruntime float32": sizes["fp32"], "onnxruntime int8 (static)": sizes["int8"]}
         qrows = [[name, f"{quality[name]:.3f}", f"{base - quality[name]:+.3f}",
                   f"{size[name]:.2f}" if name in size else "-"]
-                 for name in methods]  # fmt: skip
+                 for name in loaded]  # fmt: skip
         lines += table(["precision", "PSNR (dB)", "cost (dB)", "ONNX size (MB)"], qrows)
-    lines += [
-        "int8 is static (weights per channel, activations calibrated on 64 dark patches of "
-        f"`{where(calibration)}`), with the full-resolution layers kept float32: "
-        "quantising them too (measured while building it) ran at 0.60x float32's time but cost "
-        "4.5 dB, as 8 bits cannot hold the dark end of linear camera values. Dynamic "
-        "quantisation (the earlier `--int8`) was 5.5x slower than float32.",
-        "",
-    ]
-    lines += [f"SID's U-Net (`bench/sid_unet.py`, written from the paper's description) beside "
-              f"ours, bare float32 forward on a {REFERENCE[1]}x{REFERENCE[0]} raw frame, both "
-              "channels_last, rounds interleaved:", ""]  # fmt: skip
-    lines += table(["network", "parameters", "GMAC / raw MP", "ms / raw MP"], ref_rows)
+    lines += [f"int8 is static: weights per channel, activations calibrated on 64 dark patches of "
+              f"`{where(calibration)}`, the full-resolution layers kept float32.", ""]  # fmt: skip
     lines += [f"amplify+BM3D: {bm3d_ms:.0f} ms per megapixel (one 256x384 RGB crop); the tiled "
               f"model is {bm3d_ms / tiled_ms:.0f}x faster.", ""]  # fmt: skip
     checks = [
         ("int8 / float32 time (onnxruntime, tiled frame)", int8_ratio, "<=", GOAL_INT8),
         ("tiled whole frame / bare forward (torch float32)", tiled_ms / bare_ms, "<=", GOAL_TILED),
-        ("SID's U-Net / shipped model, ms per MP", sid_ratio, ">=", GOAL_SID),
     ]
-    lines += benchlib.goals(*checks)[:-1]
-    lines += [benchlib.row(["1080p frame on a GPU", "not measured", f"< {GOAL_GPU_MS:g} ms",
-                            "-"]), "",  # fmt: skip
-              f"The GPU goal is `bench/gpu.py`'s (section \"gpu\"); GPU here: {info['gpu']}.",
-              ""]  # fmt: skip
+    lines += benchlib.goals(*checks)  # the GPU's goal (1080p in 33 ms) is bench/gpu.py's
     if quality:
-        cost = quality["float32 (onnxruntime)"] - quality["int8 (onnxruntime)"]
+        cost = quality["onnxruntime float32"] - quality["onnxruntime int8 (static)"]
         lines += [f"int8's accuracy: {cost:+.3f} dB against float32 (goal <= 0.1 dB): "
                   f"{yes_no(cost <= 0.1)}.", ""]  # fmt: skip
     benchlib.publish(SECTION, lines, args.output)

@@ -15,21 +15,18 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
-
-import torch
 
 import benchlib
 from benchlib import table
 from lowlight import card, stages
 from lowlight.config import Params, load_params
+from pretrain import forward_ms_per_mp  # bench/pretrain.py: the shipped model's forward time
 
 SECTION = "## modes"
 RUN = benchlib.ROOT / "pretrain"
 WORK = benchlib.WORK / "modes"
 RESULT = WORK / "result.json"  # read by bench/pretrain.py for its goal table
 MODES = ("rgb", "bayer")
-FRAME = (1024, 1536)  # raw pixels of the timed frame (its RGB conversion for rgb)
 
 
 def mode_params(p: Params, mode: str, minutes: float) -> Params:
@@ -42,15 +39,6 @@ def mode_params(p: Params, mode: str, minutes: float) -> Params:
                       "experiment": "lowlight-modes"}  # fmt: skip
     data["evaluate"]["baselines"] = []
     return Params.model_validate(data)
-
-
-def forward_ms_per_mp(models: Path) -> float:
-    generator, model_card = card.load_generator(models)
-    scale = model_card.mode.scale
-    x = torch.rand(1, model_card.mode.channels, FRAME[0] // scale, FRAME[1] // scale)
-    with torch.inference_mode():
-        seconds = benchlib.best_time(lambda: generator(x), 3)
-    return 1000 * seconds / (FRAME[0] * FRAME[1] / 1e6)
 
 
 def run_mode(p: Params, mode: str) -> None:
@@ -70,38 +58,23 @@ def collect(mode: str) -> dict:
     import pyarrow.parquet as pq
 
     out = WORK / mode
-    metrics = json.loads((out / "reports" / "metrics.json").read_text())["model"]
-    history = (out / "reports" / "train_history.csv").read_text().splitlines()
-    generator, model_card = card.load_generator(out / "models")
+    model_card = card.ModelCard.load(out / "models")
     parts = sorted((out / "patches" / "train").glob("*.parquet"))
-    return {
-        "mode": mode,
-        "train_patches": sum(pq.ParquetFile(part).metadata.num_rows for part in parts),
-        "steps": model_card.steps,
-        "epochs": len(history) - 1,
-        "parameters": sum(t.numel() for t in generator.parameters()),
-        "ms_per_mp": forward_ms_per_mp(out / "models"),
-        "metrics": metrics,
-    }
+    return {"mode": mode, "steps": model_card.steps, "epochs": model_card.epochs,
+            "train_patches": sum(pq.ParquetFile(part).metadata.num_rows for part in parts),
+            "parameters": card.parameter_count(model_card.arguments),
+            "ms_per_mp": forward_ms_per_mp(out / "models", 3),
+            "metrics": json.loads((out / "reports/metrics.json").read_text())["model"]}  # fmt: skip
 
 
 TIE_DB = 0.05  # a PSNR difference below this (about 1 % of the MSE) is reported as a tie
 
 
-def verdict(bayer: float, rgb: float) -> str:
-    if bayer >= rgb:
-        return "**yes**"
-    return "**tie**" if rgb - bayer < TIE_DB else "**no**"
-
-
 def main(argv: list[str]) -> int:
     parser = benchlib.parser(__doc__)
     parser.add_argument("--minutes", type=float, default=10.0, help="training time per mode")
-    parser.add_argument(
-        "--report",
-        action="store_true",
-        help="the section again from the last run's models and reports",
-    )
+    parser.add_argument("--report", action="store_true", help="the section again from the "
+                        "last run's models and reports")  # fmt: skip
     args = benchlib.parse(parser, argv)
     minutes = 1.0 if args.quick else args.minutes
     if not (RUN / "data" / "pairs.parquet").exists():
@@ -123,9 +96,10 @@ def main(argv: list[str]) -> int:
                      r["steps"], r["epochs"], r["train_patches"], *psnr,
                      f"{m['overall']['ssim']:.4f}"])  # fmt: skip
     rgb, bayer = (r["metrics"]["overall"]["psnr"] for r in runs)
+    verdict = "**yes**" if bayer >= rgb else "**tie**" if rgb - bayer < TIE_DB else "**no**"
     ssim = {r["mode"]: r["metrics"]["overall"]["ssim"] for r in runs}
     speed = runs[0]["ms_per_mp"] / runs[1]["ms_per_mp"]
-    result = {"minutes": minutes, "rgb": rgb, "bayer": bayer, "verdict": verdict(bayer, rgb),
+    result = {"minutes": minutes, "rgb": rgb, "bayer": bayer, "verdict": verdict,
               "ssim_rgb": ssim["rgb"], "ssim_bayer": ssim["bayer"]}  # fmt: skip
     lines = benchlib.header(
         SECTION,
@@ -142,7 +116,7 @@ def main(argv: list[str]) -> int:
     lines += [f"At equal training time bayer scores {bayer:.3f} dB against rgb's {rgb:.3f} dB "
               f"overall ({bayer - rgb:+.3f} dB; below {TIE_DB:g} dB is a tie), SSIM "
               f"{ssim['bayer']:.3f} against {ssim['rgb']:.3f}, with a forward pass "
-              f"{speed:.1f}x faster per raw megapixel; bayer >= rgb: {verdict(bayer, rgb)}. "
+              f"{speed:.1f}x faster per raw megapixel; bayer >= rgb: {verdict}. "
               f"Each bayer step is ~{runs[1]['steps'] / runs[0]['steps']:.1f}x cheaper (a "
               "quarter of the pixels in, the same patches), so bayer saw more steps in the same "
               "time.", ""]  # fmt: skip

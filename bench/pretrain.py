@@ -82,32 +82,39 @@ def median_pair(reports: Path, baseline: str = "amplify+bm3d") -> str:
 
 
 SCALES = (1.0, 2.0, 3.0, 4.5, 6.0, 8.0, 10.0, 12.0, 16.0, 24.0, 36.0, 54.0, 64.0, 80.0, 96.0, 120.0)
-SIGMA_CACHE = RUN / "reports/bm3d_sigma_val.json"
+SRGB_SCALES = (2.0, 4.0, 8.0, 16.0, 32.0)
 
 
-def sigma_study(scales: tuple[float, ...] = SCALES) -> dict[str, float]:
-    """Mean PSNR of BM3D at each scale of skimage's noise estimate on the VALIDATION pairs (one
-    noise draw per scene, the evaluation crop); cached, since BM3D takes minutes."""
-    if SIGMA_CACHE.exists():
-        return json.loads(SIGMA_CACHE.read_text())
+def sigma_study(
+    scales: tuple[float, ...] = SCALES, run: Path = RUN, brighten: str = "amplify"
+) -> dict[str, float]:
+    """Mean PSNR of BM3D after ``brighten`` (a baseline's name) at each scale of skimage's
+    noise estimate on the VALIDATION pairs (one noise draw per scene, the evaluation crop);
+    cached, since BM3D takes minutes."""
+    # beside the run's data (a training run replaces its reports folder)
+    cache = run / (f"data/bm3d_sigma_val_{brighten}.json" if brighten != "amplify"
+                   else "reports/bm3d_sigma_val.json")  # fmt: skip
+    if cache.exists():
+        return json.loads(cache.read_text())
     import numpy as np
 
     from lowlight import baselines, evaluation, imageio, metrics, modes, pairs
 
-    table_, converted = pairs.read_pairs(RUN / "data/pairs.parquet")
+    table_, converted = pairs.read_pairs(run / "data/pairs.parquet")
     rows = [r for r in table_.to_pylist() if r["split"] == "val" and "_00_" in r["pair_id"]]
     found: dict[str, list[float]] = {f"x{s:g}": [] for s in scales}
     for row in rows:
-        dark, bright = (modes.to_unit(imageio.read_image(RUN / converted / row[k]))
+        dark, bright = (modes.to_unit(imageio.read_image(run / converted / row[k]))
                         for k in ("dark", "bright"))  # fmt: skip
         dark, bright = (evaluation.crop_center(a, (256, 384)) for a in (dark, bright))
+        base = baselines.BASELINES[brighten](dark)
         for scale in scales:
             found[f"x{scale:g}"].append(
-                metrics.psnr(baselines.amplify_bm3d(dark, sigma_scale=scale), bright)
+                metrics.psnr(baselines.amplify_bm3d(base, sigma_scale=scale), bright)
             )
     result = {k: float(np.mean(v)) for k, v in found.items()}
-    if scales == SCALES:
-        SIGMA_CACHE.write_text(json.dumps(result, indent=2))
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps(result, indent=2))
     return result
 
 

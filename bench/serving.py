@@ -11,8 +11,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import signal
-import subprocess
 import sys
 import time
 import urllib.request
@@ -66,26 +64,17 @@ def main(argv: list[str]) -> None:
                "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}  # fmt: skip
         command = ["mlflow", "models", "serve", "-m", model, "--env-manager", "local",
                    "--host", "127.0.0.1", "--port", str(port), "--workers", "2"]  # fmt: skip
-        log = work / "serve.log"
-        with open(log, "wb") as out:
-            server = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                      start_new_session=True)  # fmt: skip
-        try:
-            benchlib.wait_for(f"http://127.0.0.1:{port}/ping", server, 180, log)
+        with benchlib.server(command, f"http://127.0.0.1:{port}/ping", work / "serve.log", env):
             url, files = f"http://127.0.0.1:{port}/invocations", [frame.read_bytes()]
             post(url, files)  # both workers' first request pays torch's warm-up
             post(url, files)
-            benchlib.QUIET.wait()
+            benchlib.wait_quiet()
             latency = min(post(url, files) for _ in range(args.repeat))
             start = time.perf_counter()
             with ThreadPoolExecutor(CLIENTS) as pool:
                 list(pool.map(lambda _: post(url, files), range(2 * CLIENTS)))
             throughput = 2 * CLIENTS / (time.perf_counter() - start)
-        finally:
-            if server.poll() is None:
-                os.killpg(server.pid, signal.SIGTERM)
-            server.wait(timeout=60)
-    megapixels = frame_megapixels(size)
+    height, width = map(int, size.split("x"))
     lines = benchlib.header(
         SECTION,
         "The shipped model as a registered champion behind MLflow's scoring server (`mlflow "
@@ -96,30 +85,12 @@ def main(argv: list[str]) -> None:
         benchlib.machine(),
         benchlib.command(args),
     )
-    lines += table(
-        [
-            "frame",
-            "DNG size",
-            "latency of one request",
-            "per raw megapixel",
-            "requests/s (2 workers)",
-        ],
-        [
-            [
-                f"{size.replace('x', ' x ')} mosaic",
-                f"{len(files[0]) / 2**20:.1f} MiB",
-                f"{latency:.2f} s",
-                f"{1000 * latency / megapixels:.0f} ms",
-                f"{throughput:.2f}",
-            ]
-        ],  # fmt: skip
-    )
+    lines += table(["frame", "DNG size", "latency of one request", "per raw megapixel",
+                    "requests/s (2 workers)"],
+                   [[f"{height} x {width} mosaic", f"{len(files[0]) / 2**20:.1f} MiB",
+                     f"{latency:.2f} s", f"{1000 * latency / (height * width / 1e6):.0f} ms",
+                     f"{throughput:.2f}"]])  # fmt: skip
     benchlib.publish(SECTION, lines, args.output)
-
-
-def frame_megapixels(size: str) -> float:
-    height, width = map(int, size.split("x"))
-    return height * width / 1e6
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
-"""Training speed: steps/s and patches/s of the two-step GAN step, and how long it waits on data.
-
-Writes the ``## train`` section of BENCHMARKS.md.
+"""How fast is training: steps/s and patches/s of the two-step GAN step on this machine, and
+how long it waits on data; the ``## train`` section of BENCHMARKS.md. (What a GPU does, and an
+epoch of the full SID set on 8 of them, is bench/gpu.py's.)
 
     .venv/bin/python bench/train.py            # full run
     .venv/bin/python bench/train.py --quick    # smoke run, prints only
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -24,7 +25,7 @@ SECTION = "## train"
 WARMUP = 3  # untimed steps first: allocator, kernels, worker start-up
 
 
-def measure(patches, cfg: TrainConfig, steps: int) -> dict:
+def measure(patches: Path, cfg: TrainConfig, steps: int) -> dict:
     """Time ``steps`` training steps after the warm-up: data wait vs step compute."""
     trainer = Trainer.create(ModelConfig(), cfg, seed=0)
     stream = PatchStream(patches / "train", seed=0, shuffle_buffer=cfg.shuffle_buffer)
@@ -56,20 +57,20 @@ def main(argv: list[str]) -> int:
     p.add_argument("--steps", type=int, default=40, help="timed steps per row")
     args = benchlib.parse(p, argv)
     steps = 4 if args.quick else args.steps
-    base, model = Params().train, ModelConfig()
+    base, model, patch = Params().train, ModelConfig(), Params().patch
     with benchlib.scratch("train", args.keep) as work:
         size = "256x384" if args.quick else "512x768"
         pairs = benchlib.make_pairs(work, 4 if args.quick else 8, size)
-        stages.patch.run(Params().patch, pairs, work / "patches", seed=0)
-        configs = [base.model_copy(update={"workers": w}) for w in (0, 1, 2)]
-        rows = [measure(work / "patches", cfg, steps) for cfg in configs]
+        stages.patch.run(patch, pairs, work / "patches", seed=0)
+        rows = [measure(work / "patches", base.model_copy(update={"workers": w}), steps)
+                for w in (0, 1, 2)]  # fmt: skip
     lines = benchlib.header(
         SECTION,
         "One training step = a discriminator step on real vs generated pairs, then a generator "
         f"step (lambda * L1 + adversarial), on the default model (U-Net depth {model.depth}, width "
         f"{model.width}, input {model.input}), batch size {base.batch_size} of "
-        f"{Params().patch.size}x{Params().patch.size} patches. Data wait = time blocked in the "
-        "DataLoader; its share is of the whole loop (wait + step).",
+        f"{patch.size}x{patch.size} patches. Data wait = time blocked in the DataLoader; its share "
+        "is of the whole loop (wait + step).",
         benchlib.machine(),
         benchlib.command(args),
         f"{steps} timed steps after {WARMUP} warm-up steps per row",
