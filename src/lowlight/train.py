@@ -1,6 +1,8 @@
 """Two-step GAN training (discriminator, then generator) with atomic checkpoints and resume.
 
-``fit`` orchestrates; ``train_step`` and ``validate`` are the model work. Determinism on CPU:
+``fit`` is the loop: for each epoch ``train_epoch`` (for each batch ``train_step``: a
+discriminator step, then a generator step), then ``end_epoch`` (validation, the best generator,
+the logs, a checkpoint), until the epochs or ``train.max_minutes`` run out. Determinism on CPU:
 the data order is a function of (seed, epoch), the DataLoader gets its own generator, and the
 global torch RNG (dropout) is seeded once and saved in every checkpoint.
 """
@@ -14,8 +16,10 @@ import json
 import logging
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import torch
@@ -39,6 +43,7 @@ log = logging.getLogger(__name__)
 CHECKPOINT = "last.pt"
 BEST = "best_generator.pt"
 HISTORY_FIELDS = ["epoch", "step", "d_loss", "g_loss", "l1", "val_psnr", "val_ssim", "seconds"]
+LOSSES = ("d_loss", "g_loss", "l1")  # a step's losses summed for the epoch's history row
 
 
 class TrainError(LowlightError):
@@ -137,6 +142,10 @@ class Trainer:
         """The generator itself (not its DDP wrapper): what is saved, validated and exported."""
         return unwrap(self.generator)
 
+    def autocast(self) -> torch.autocast:
+        """Half precision on CUDA with ``train.amp``, else a no-op."""
+        return torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp)
+
     def state_dict(self) -> dict:
         return {
             "generator": unwrap(self.generator).state_dict(),
@@ -182,29 +191,49 @@ def train_step(
     t.generator.train()
     t.discriminator.train()
     dark, bright = dark.to(t.device, non_blocking=True), bright.to(t.device, non_blocking=True)
-    autocast = torch.autocast(t.device.type, dtype=torch.float16, enabled=t.amp)
-
-    with autocast:
+    with t.autocast():
         fake = generate(t.generator, dark, render, t.curve)
     d_loss = torch.zeros((), device=t.device)
     if weight > 0:
-        with autocast:
-            # real and generated in one call: DDP allows one forward per backward
-            logits = t.discriminator(torch.cat([dark, dark]), torch.cat([bright, fake.detach()]))
-            d_loss = t.adversarial.discriminator(*logits.chunk(2))
-        t.opt_d.zero_grad(set_to_none=True)
-        t.scaler.scale(d_loss * loss_scale).backward()
-        t.scaler.step(t.opt_d)
+        d_loss = discriminator_step(t, dark, bright, fake, loss_scale)
+    g_loss, l1, adv = generator_step(t, dark, bright, fake, weight, loss_scale)
+    t.scaler.update()
+    return {"d_loss": d_loss.item(), "g_loss": g_loss.item(), "l1": l1.item(), "adv": adv.item()}
 
-    with autocast:
+
+def discriminator_step(
+    t: Trainer, dark: torch.Tensor, bright: torch.Tensor, fake: torch.Tensor, loss_scale: float
+) -> torch.Tensor:
+    """Train the discriminator to tell (dark, bright) from (dark, generated); its loss."""
+    with t.autocast():
+        # real and generated in one call: DDP allows one forward per backward
+        logits = t.discriminator(torch.cat([dark, dark]), torch.cat([bright, fake.detach()]))
+        d_loss = t.adversarial.discriminator(*logits.chunk(2))
+    t.opt_d.zero_grad(set_to_none=True)
+    t.scaler.scale(d_loss * loss_scale).backward()
+    t.scaler.step(t.opt_d)
+    return d_loss
+
+
+def generator_step(
+    t: Trainer,
+    dark: torch.Tensor,
+    bright: torch.Tensor,
+    fake: torch.Tensor,
+    weight: float,
+    loss_scale: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Train the generator on L1 to bright plus ``weight`` x fooling the discriminator (not
+    run at weight 0); its total, L1 and adversarial losses."""
+    with t.autocast():
         l1 = torch.nn.functional.l1_loss(fake, bright)
-        adv = t.adversarial.generator(t.discriminator(dark, fake)) if weight > 0 else d_loss
+        adv = (t.adversarial.generator(t.discriminator(dark, fake)) if weight > 0
+               else torch.zeros((), device=t.device))  # fmt: skip
         g_loss = t.lambda_l1 * l1 + weight * adv
     t.opt_g.zero_grad(set_to_none=True)
     t.scaler.scale(g_loss * loss_scale).backward()
     t.scaler.step(t.opt_g)
-    t.scaler.update()
-    return {"d_loss": d_loss.item(), "g_loss": g_loss.item(), "l1": l1.item(), "adv": adv.item()}
+    return g_loss, l1, adv
 
 
 @torch.no_grad()
@@ -419,6 +448,25 @@ def set_lr(t: Trainer, cfg: TrainConfig, factor: float) -> None:
             group["lr"] = base * factor
 
 
+@dataclass
+class Training:
+    """One ``fit`` call: the trainer, its progress, and what the parts of its loop read."""
+
+    trainer: Trainer
+    progress: Progress
+    cfg: TrainConfig
+    group: Group
+    work_dir: Path  # the checkpoint, the best generator so far, the sample grids
+    key: str  # config_hash: what a checkpoint's resume must match
+    total_steps: int  # the learning-rate schedule's length
+    val: Subset | None  # the validation patches (None: the patches have no val split)
+    mode: modes.InputMode  # shows the dark input in the sample grids
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.work_dir / CHECKPOINT
+
+
 def fit(
     model_cfg: ModelConfig,
     cfg: TrainConfig,
@@ -440,134 +488,265 @@ def fit(
     of batches joins the last ones without gradient. Rank 0 alone validates, checkpoints and
     logs.
     """
-    import mlflow
-
     group = group or Group()
+    stream, batch_size = open_stream(patches_dir, cfg, seed, group)
+    val = val_patches(patches_dir, cfg)
+    trainer = Trainer.create(model_cfg, cfg, seed, group, stream.spec.render)
+    key = config_hash(model_cfg, cfg, seed, stream.spec.pairs_sha256)
+    torch.manual_seed(seed)  # dropout; restored from the checkpoint on resume
+    if resume:
+        progress = resume_progress(work_dir / CHECKPOINT, trainer, key, group.world)
+    else:
+        progress = start_progress(trainer, cfg.init, model_cfg.input, group.world)
+    steps_per_epoch = -(-len(stream) // cfg.batch_size)  # approximate with several workers
+    run = Training(trainer, progress, cfg, group, work_dir, key, steps_per_epoch * cfg.epochs,
+                   val, modes.get(model_cfg.input))  # fmt: skip
+    work_dir.mkdir(parents=True, exist_ok=True)
+    for epoch in range(progress.epoch, cfg.epochs):
+        start = time.perf_counter()
+        skip = progress.step_in_epoch
+        steps, batches = epoch_batches(stream, cfg, seed, epoch, batch_size, group, skip)
+        timed_out = train_epoch(run, epoch, steps, batches, start)
+        end_epoch(run, epoch, start)
+        if time_is_up(run, epoch, timed_out):
+            break
+    return trainer, progress
+
+
+# Before the first epoch: the data, and the progress to start from ----------------------------
+
+
+def open_stream(
+    patches_dir: storage.Location, cfg: TrainConfig, seed: int, group: Group
+) -> tuple[PatchStream, int]:
+    """This process's share of the training patches and its batch size; TrainError when the
+    batch or the row groups do not split over the processes and loader workers."""
     if cfg.batch_size % group.world:
         raise TrainError(f"train.batch_size {cfg.batch_size} does not split over "
                          f"{group.world} processes")  # fmt: skip
-    batch_size = cfg.batch_size // group.world
     stream = PatchStream(storage.join(patches_dir, "train"), seed, cfg.shuffle_buffer,
                          rank=group.rank, world_size=group.world)  # fmt: skip
     if len(stream.groups) < group.world * max(cfg.workers, 1):
         raise TrainError(f"{patches_dir}: {len(stream.groups)} row groups cannot feed "
                          f"{group.world} processes x {max(cfg.workers, 1)} loader workers; "
                          "cut patches with a smaller patch.row_group")  # fmt: skip
+    return stream, cfg.batch_size // group.world
+
+
+def val_patches(patches_dir: storage.Location, cfg: TrainConfig) -> Subset | None:
+    """The first ``train.val_patches`` validation patches; None when there is no val split."""
     val_dir = storage.join(patches_dir, "val")
     val = PatchTable(val_dir) if storage.list_files(val_dir, ".parquet") else None
-    val_subset = Subset(val, range(min(len(val), cfg.val_patches))) if val else None
-    trainer = Trainer.create(model_cfg, cfg, seed, group, stream.spec.render)
-    key = config_hash(model_cfg, cfg, seed, stream.spec.pairs_sha256)
-    checkpoint = work_dir / CHECKPOINT
+    return Subset(val, range(min(len(val), cfg.val_patches))) if val else None
 
-    torch.manual_seed(seed)  # dropout; restored from the checkpoint on resume
-    progress = load_checkpoint(checkpoint, trainer, key) if resume else Progress()
-    if cfg.init != "none" and not resume:
-        init_generator(trainer.plain_generator, cfg.init, model_cfg.input)
-    if resume:
-        log.info("resuming at epoch %d, step %d", progress.epoch, progress.step)
-        if progress.world_size != group.world and progress.step_in_epoch:
-            # Another process count deals the row groups differently: redo this epoch.
-            log.warning("%d processes now, %d before: epoch %d starts over",
-                        group.world, progress.world_size, progress.epoch + 1)  # fmt: skip
-            progress.step -= progress.step_in_epoch
-            progress.step_in_epoch, progress.epoch_sums = 0, [0.0] * 3
-    progress.world_size = group.world
-    progress.run_id = mlflow.active_run().info.run_id if mlflow.active_run() else ""
 
-    steps_per_epoch = -(-len(stream) // cfg.batch_size)  # approximate with several workers
-    total_steps = steps_per_epoch * cfg.epochs
-    work_dir.mkdir(parents=True, exist_ok=True)
-    for epoch in range(progress.epoch, cfg.epochs):
-        start = time.perf_counter()
-        stream.set_epoch(epoch)
-        steps = all_max(group, stream.batches(batch_size, cfg.workers))
-        batches = iter(epoch_loader(stream, cfg, seed, epoch, batch_size))
-        for _ in range(progress.step_in_epoch):  # a resumed epoch: skip what was trained
-            next(batches, None)
-        bar = tqdm(
-            range(progress.step_in_epoch, steps),
-            total=steps,
-            initial=progress.step_in_epoch,
-            desc=f"train {epoch + 1}/{cfg.epochs}",
-            unit="step",
-            disable=not group.main,
-        )
-        seen = 0
-        weight = adversarial_weight(cfg, epoch)
-        last = None
-        timeout = out_of_time(group, progress, cfg)
-        tick = time.perf_counter()
-        for _ in bar:
-            if timeout:
-                break
-            batch, scale = next(batches, None), 1.0
-            if batch is None:  # this process's shard ran out: join the step, no gradient
-                batch, scale = last, 0.0
-            last = batch
-            dark, bright, *render = batch
-            # A function of the step (and time spent), not optimiser state: a resumed run
-            # follows the same curve.
-            done = fraction_done(progress, total_steps, cfg)
-            set_lr(trainer, cfg, lr_factor(cfg.lr_schedule, done))
-            losses = train_step(trainer, dark, bright, weight, scale, *render)
-            progress.step += 1
-            progress.step_in_epoch += 1
-            progress.seconds += time.perf_counter() - tick
-            tick = time.perf_counter()
-            for i, name in enumerate(("d_loss", "g_loss", "l1")):
-                progress.epoch_sums[i] += losses[name]
-            seen += len(dark)
-            bar.set_postfix(
-                d=f"{losses['d_loss']:.3f}",
-                l1=f"{losses['l1']:.4f}",
-                patches_s=f"{seen / (time.perf_counter() - start):.0f}",
-            )
-            if progress.step % cfg.log_every == 0:
-                progress.losses.append(
-                    [progress.step, losses["d_loss"], losses["g_loss"], losses["l1"]]
-                )
-                if mlflow.active_run():
-                    mlflow.log_metrics(losses, step=progress.step)
-            if progress.step % cfg.checkpoint_every == 0 and group.main:
-                save_checkpoint(checkpoint, trainer, progress, key)
-            if progress.step % cfg.log_every == 0:
-                timeout = out_of_time(group, progress, cfg)
-            tick = time.perf_counter()  # logging and checkpoints are not training time
+def start_progress(trainer: Trainer, init: str, input_mode: str, world: int) -> Progress:
+    """A fresh start; the generator from ``train.init``'s weights unless that is "none"."""
+    if init != "none":
+        init_generator(trainer.plain_generator, init, input_mode)
+    return Progress(run_id=active_run_id(), world_size=world)
 
-        means = [total / max(progress.step_in_epoch, 1) for total in progress.epoch_sums]
-        row = dict(zip(["d_loss", "g_loss", "l1"], means, strict=True))
-        row.update(epoch=epoch + 1, step=progress.step)
-        if val_subset is not None and group.main:
-            row["val_psnr"], row["val_ssim"], triples = validate(
-                trainer.plain_generator,
-                val_subset,
-                cfg.batch_size,
-                trainer.device,
-                modes.get(model_cfg.input),
-                trainer.curve,
-            )
-            if cfg.samples:
-                sample = work_dir / "samples" / f"epoch_{epoch + 1:03d}.png"
-                write_image(sample, sample_grid(triples[: cfg.samples]), "png")
-                if mlflow.active_run():
-                    mlflow.log_artifact(str(sample), "samples")
-        row["seconds"] = round(time.perf_counter() - start, 2)
-        progress.history.append(row)
-        improved = row.get("val_psnr", float("inf")) > progress.best_psnr or val_subset is None
-        if improved and group.main:
-            progress.best_psnr = row.get("val_psnr", float("nan"))
-            save_torch(trainer.plain_generator.state_dict(), work_dir / BEST)
-        if mlflow.active_run():
-            epoch_metrics = {k: v for k, v in row.items() if k.startswith("val_")}
-            mlflow.log_metrics({"epoch_seconds": row["seconds"], **epoch_metrics}, step=epoch + 1)
-        if group.main:
-            log.info("epoch %d: %s", epoch + 1, {k: round(v, 4) for k, v in row.items()})
-        progress.epoch, progress.step_in_epoch, progress.epoch_sums = epoch + 1, 0, [0.0] * 3
-        if group.main:
-            save_checkpoint(checkpoint, trainer, progress, key)
-        if timeout or out_of_time(group, progress, cfg):
-            log.info("train.max_minutes %s reached after %d steps (epoch %d)",
-                     cfg.max_minutes, progress.step, epoch + 1)  # fmt: skip
+
+def resume_progress(checkpoint: Path, trainer: Trainer, key: str, world: int) -> Progress:
+    """A checkpoint's progress, its model, optimiser and RNG states loaded into ``trainer``.
+    An epoch half done by another number of processes starts over: they deal the row groups
+    differently."""
+    progress = load_checkpoint(checkpoint, trainer, key)
+    log.info("resuming at epoch %d, step %d", progress.epoch, progress.step)
+    if progress.world_size != world and progress.step_in_epoch:
+        log.warning("%d processes now, %d before: epoch %d starts over",
+                    world, progress.world_size, progress.epoch + 1)  # fmt: skip
+        progress.step -= progress.step_in_epoch
+        progress.step_in_epoch, progress.epoch_sums = 0, [0.0] * 3
+    progress.world_size, progress.run_id = world, active_run_id()
+    return progress
+
+
+# An epoch: each batch a discriminator step, then a generator step -----------------------------
+
+
+def epoch_batches(
+    stream: PatchStream,
+    cfg: TrainConfig,
+    seed: int,
+    epoch: int,
+    batch_size: int,
+    group: Group,
+    skip: int,
+) -> tuple[int, Iterator[tuple[list[torch.Tensor], float]]]:
+    """This epoch's number of steps (every process runs the most any has) and its batches after
+    the first ``skip`` (trained before a resume), each with its loss scale (``padded``)."""
+    stream.set_epoch(epoch)
+    steps = all_max(group, stream.batches(batch_size, cfg.workers))
+    batches = iter(epoch_loader(stream, cfg, seed, epoch, batch_size))
+    for _ in range(skip):
+        next(batches, None)
+    return steps, padded(batches)
+
+
+def padded(
+    batches: Iterator[list[torch.Tensor]],
+) -> Iterator[tuple[list[torch.Tensor], float]]:
+    """Each batch with loss scale 1; once this process's shard has run out, its last batch for
+    ever with scale 0: it joins the group's remaining steps without adding gradient."""
+    batch = None
+    for batch in batches:
+        yield batch, 1.0
+    while True:
+        yield batch, 0.0
+
+
+def train_epoch(
+    run: Training,
+    epoch: int,
+    steps: int,
+    batches: Iterator[tuple[list[torch.Tensor], float]],
+    start: float,
+) -> bool:
+    """The epoch's remaining steps; True when ``train.max_minutes`` ran out on the way (checked
+    every ``train.log_every`` steps)."""
+    progress, cfg = run.progress, run.cfg
+    bar = progress_bar(run, epoch, steps)
+    weight = adversarial_weight(cfg, epoch)
+    seen = 0
+    timed_out = out_of_time(run.group, progress, cfg)
+    tick = time.perf_counter()
+    for _ in bar:
+        if timed_out:  # before reading a batch: a resume may start with the budget spent
             break
-    return trainer, progress
+        batch, scale = next(batches)
+        dark, bright, *render = batch
+        schedule_lr(run)
+        losses = train_step(run.trainer, dark, bright, weight, scale, *render)
+        count_step(progress, losses, time.perf_counter() - tick)
+        seen += len(dark)
+        log_step(run, bar, losses, seen / (time.perf_counter() - start))
+        checkpoint_step(run)
+        timed_out = progress.step % cfg.log_every == 0 and out_of_time(run.group, progress, cfg)
+        tick = time.perf_counter()  # logging and checkpoints are not training time
+    return timed_out
+
+
+def progress_bar(run: Training, epoch: int, steps: int) -> tqdm:
+    """Rank 0's bar over the epoch's steps, from where a resumed epoch left off."""
+    done = run.progress.step_in_epoch
+    return tqdm(range(done, steps), total=steps, initial=done,
+                desc=f"train {epoch + 1}/{run.cfg.epochs}", unit="step",
+                disable=not run.group.main)  # fmt: skip
+
+
+def schedule_lr(run: Training) -> None:
+    """This step's learning rates: a function of the step (and time spent), not optimiser
+    state, so a resumed run follows the same curve."""
+    done = fraction_done(run.progress, run.total_steps, run.cfg)
+    set_lr(run.trainer, run.cfg, lr_factor(run.cfg.lr_schedule, done))
+
+
+def count_step(progress: Progress, losses: dict[str, float], seconds: float) -> None:
+    """A step done: the counters, the training time (``train.max_minutes``), the epoch's sums."""
+    progress.step += 1
+    progress.step_in_epoch += 1
+    progress.seconds += seconds
+    for i, name in enumerate(LOSSES):
+        progress.epoch_sums[i] += losses[name]
+
+
+def log_step(run: Training, bar: tqdm, losses: dict[str, float], patches_s: float) -> None:
+    """A step's losses on the bar and, every ``train.log_every`` steps, in the loss curves and
+    in MLflow."""
+    bar.set_postfix(d=f"{losses['d_loss']:.3f}", l1=f"{losses['l1']:.4f}",
+                    patches_s=f"{patches_s:.0f}")  # fmt: skip
+    step = run.progress.step
+    if step % run.cfg.log_every == 0:
+        run.progress.losses.append([step, *(losses[name] for name in LOSSES)])
+        if mlflow := active_mlflow():
+            mlflow.log_metrics(losses, step=step)
+
+
+def checkpoint_step(run: Training) -> None:
+    """Every ``train.checkpoint_every`` steps rank 0 saves a checkpoint: a kill loses less."""
+    if run.progress.step % run.cfg.checkpoint_every == 0 and run.group.main:
+        save_checkpoint(run.checkpoint, run.trainer, run.progress, run.key)
+
+
+# The end of an epoch: validation, the best generator, the logs, a checkpoint ------------------
+
+
+def end_epoch(run: Training, epoch: int, start: float) -> None:
+    """The epoch's history row (validated on rank 0), the best generator so far, the epoch's
+    logs, and a checkpoint that resumes at the next epoch."""
+    progress = run.progress
+    row = epoch_row(progress, epoch)
+    if run.val is not None and run.group.main:
+        row.update(validate_epoch(run, epoch))
+    row["seconds"] = round(time.perf_counter() - start, 2)
+    progress.history.append(row)
+    keep_best(run, row)
+    log_epoch(row, epoch, run.group.main)
+    progress.epoch, progress.step_in_epoch, progress.epoch_sums = epoch + 1, 0, [0.0] * 3
+    if run.group.main:
+        save_checkpoint(run.checkpoint, run.trainer, progress, run.key)
+
+
+def epoch_row(progress: Progress, epoch: int) -> dict:
+    """The epoch's history row so far: its mean losses, its number and the step reached."""
+    means = [total / max(progress.step_in_epoch, 1) for total in progress.epoch_sums]
+    row = dict(zip(LOSSES, means, strict=True))
+    row.update(epoch=epoch + 1, step=progress.step)
+    return row
+
+
+def validate_epoch(run: Training, epoch: int) -> dict[str, float]:
+    """The generator's validation PSNR and SSIM after ``epoch``; its sample grid
+    (``train.samples`` rows) in ``work_dir`` and MLflow."""
+    trainer = run.trainer
+    psnr, ssim, triples = validate(trainer.plain_generator, run.val, run.cfg.batch_size,
+                                   trainer.device, run.mode, trainer.curve)  # fmt: skip
+    if run.cfg.samples:
+        sample = run.work_dir / "samples" / f"epoch_{epoch + 1:03d}.png"
+        write_image(sample, sample_grid(triples[: run.cfg.samples]), "png")
+        if mlflow := active_mlflow():
+            mlflow.log_artifact(str(sample), "samples")
+    return {"val_psnr": psnr, "val_ssim": ssim}
+
+
+def keep_best(run: Training, row: dict) -> None:
+    """Rank 0 saves the generator when its validation PSNR is the best yet (every epoch when
+    there is no val split)."""
+    improved = row.get("val_psnr", float("inf")) > run.progress.best_psnr or run.val is None
+    if improved and run.group.main:
+        run.progress.best_psnr = row.get("val_psnr", float("nan"))
+        save_torch(run.trainer.plain_generator.state_dict(), run.work_dir / BEST)
+
+
+def log_epoch(row: dict, epoch: int, main: bool) -> None:
+    """The epoch's seconds and validation metrics in MLflow; its row in the log (rank 0)."""
+    if mlflow := active_mlflow():
+        epoch_metrics = {k: v for k, v in row.items() if k.startswith("val_")}
+        mlflow.log_metrics({"epoch_seconds": row["seconds"], **epoch_metrics}, step=epoch + 1)
+    if main:
+        log.info("epoch %d: %s", epoch + 1, {k: round(v, 4) for k, v in row.items()})
+
+
+def time_is_up(run: Training, epoch: int, timed_out: bool) -> bool:
+    """``train.max_minutes`` is spent (``timed_out``: found so during the epoch): say so, and
+    the training ends after this epoch."""
+    if not (timed_out or out_of_time(run.group, run.progress, run.cfg)):
+        return False
+    log.info("train.max_minutes %s reached after %d steps (epoch %d)",
+             run.cfg.max_minutes, run.progress.step, epoch + 1)  # fmt: skip
+    return True
+
+
+def active_mlflow() -> ModuleType | None:
+    """``mlflow`` while a run is active (the stage starts one on rank 0), else None: ``fit``
+    also trains untracked."""
+    import mlflow  # on first use: importing it takes over a second
+
+    return mlflow if mlflow.active_run() else None
+
+
+def active_run_id() -> str:
+    """The active MLflow run's id, recorded in the checkpoint; "" when untracked."""
+    mlflow = active_mlflow()
+    return mlflow.active_run().info.run_id if mlflow else ""
