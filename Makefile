@@ -48,7 +48,8 @@ demo: install
 
 # The shipped models' recipes, one per kind of input (at most 2 hours in all on 2 CPU cores);
 # each ends in src/lowlight/pretrained/<input mode>/ with its card: commit that.
-pretrain: pretrain-raw pretrain-srgb
+# pretrain-srgb is not part of it yet: its model loses to LIME (docs/models.md), so it is not shipped
+pretrain: pretrain-raw
 
 # The RAW model's recipe (pretrain/params.yaml): every stage inside pretrain/ (at most 90
 # minutes on 2 CPU cores): an L1 model, then its adversarial fine-tune (the seed's two-step GAN,

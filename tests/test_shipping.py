@@ -66,9 +66,7 @@ def test_export_pretrained_writes_half_weights_a_card_and_its_readme(shipped, ti
     torch.testing.assert_close(generator(x), reference(x), atol=2e-3, rtol=1e-2)
 
 
-def test_enhance_gives_each_kind_of_file_its_shipped_model_and_says_which(
-    shipped, sony, tmp_path
-):
+def test_enhance_gives_each_kind_of_file_its_shipped_model_and_says_which(shipped, sony, tmp_path):
     """No champion in the registry: RAW files go to the RAW model, JPEG/PNG to the sRGB one,
     in one run, and the summary says which took what."""
     from lowlight import imageio
@@ -92,8 +90,9 @@ def test_enhance_gives_each_kind_of_file_its_shipped_model_and_says_which(
     assert inference.input_mode_for(raw) == "bayer"
     assert inference.input_mode_for(photos / "night.JPG") == "rgb"
     # one model asked for: every file goes to it, and one it cannot take fails with the reason
+    bayer = str(card.SHIPPED / "bayer")
     summary = stages.enhance.run(ConvertConfig(), InferConfig(tile=32, overlap=8), mlflow_cfg,
-                                 str(card.SHIPPED / "bayer"), [str(photos)], tmp_path / "one")  # fmt: skip
+                                 bayer, [str(photos)], tmp_path / "one")  # fmt: skip
     assert summary["model"] == str(card.SHIPPED / "bayer") and summary["failed"] == 1
     assert "a bayer model enhances RAW files only" in summary["failed_files"][0]
     _, _, used = inference.load_default(None, "lowlight", "cpu", input_mode="rgb")
