@@ -101,10 +101,11 @@ def test_cli_models_commands(tiny_patches, tmp_path, backend, cli, monkeypatch):
     assert f"models:/{name}@champion" in result.output
     photo = tiny_patches.parent / "conv/short/10001_00_0.1s.jpg"
     (tmp_path / "params.yaml").write_text(
-        f"register:\n  baseline_margin: -100\n  model_name: {name}\n"
+        f"register:\n  baseline_margin: -100\n  model_name: {name}\n  srgb_model_name: {name}\n"
         "infer:\n  tile: 32\n  overlap: 8\n"
     )
-    result = cli("enhance", photo, "--out", tmp_path / "out", "--params", params)  # the champion
+    # an rgb champion: enhance gives it JPEGs as register.srgb_model_name
+    result = cli("enhance", photo, "--out", tmp_path / "out", "--params", params)
     assert result.exit_code == 0, result.output
     assert (tmp_path / "out/10001_00_0.1s_enhanced.png").exists()
     result = cli("models", "list", "--name", name, "--params", params)
