@@ -304,7 +304,7 @@ def copy_model(folder: Path, dest: Path) -> ModelCard:
     return card
 
 
-def shipped(input_mode: str = "bayer") -> Path:
+def shipped(input_mode: str = modes.RAW_MODE) -> Path:
     """The folder of the model shipped for ``input_mode`` (one per kind of input:
     ``pretrained/bayer`` for RAW files, ``pretrained/rgb`` for JPEG/PNG), checked complete."""
     folder = SHIPPED / input_mode

@@ -359,7 +359,9 @@ class RegisterConfig(Section):
 
     def by_input(self) -> dict[str, str]:
         """The registered model enhance looks for, by the input mode that fits a file."""
-        return {"bayer": self.model_name, "rgb": self.srgb_model_name}
+        from lowlight.modes import IMAGE_MODE, RAW_MODE
+
+        return {RAW_MODE: self.model_name, IMAGE_MODE: self.srgb_model_name}
 
 
 class MlflowConfig(Section):

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from lowlight import modes
 from lowlight.card import ModelCard, ModelLoadError
 from lowlight.errors import ConfigError, DatasetError, LowlightError
 from lowlight.tiling import TileFn, pad_to_multiple, run_tiles
@@ -102,7 +103,7 @@ def load_default(
     model_name: str,
     device: str = "auto",
     precision: str = "float32",
-    input_mode: str = "bayer",
+    input_mode: str = modes.RAW_MODE,
 ) -> tuple[TileFn, ModelCard, str]:
     """``location``, or else the registry's champion of ``model_name``, or else the model
     lowlight ships for ``input_mode``; (tile function, card, what was used)."""
@@ -120,7 +121,7 @@ def load_default(
 
 
 def load_shipped(
-    input_mode: str = "bayer", device: str = "auto", precision: str = "float32"
+    input_mode: str = modes.RAW_MODE, device: str = "auto", precision: str = "float32"
 ) -> tuple[TileFn, ModelCard, str]:
     """The model lowlight ships for ``input_mode``; (tile function, card, what was used)."""
     from lowlight import card
@@ -130,15 +131,12 @@ def load_shipped(
 
 
 def input_mode_for(path: Path) -> str:
-    """The input mode of the shipped model that fits a file: RAW files go to the packed Bayer
-    model, JPEG/PNG/TIFF images to the sRGB one."""
-    from lowlight.raw import RAW_SUFFIXES
-
-    return "bayer" if path.suffix.lower() in RAW_SUFFIXES else "rgb"
+    """The input mode of the shipped model that fits a file (``modes.for_file``)."""
+    return modes.for_file(path)
 
 
 # What each kind of input is called when enhance says which model took it.
-INPUT_KINDS = {"bayer": "RAW", "rgb": "JPEG/PNG"}
+INPUT_KINDS = modes.KINDS
 
 
 def load_registered(uri: str) -> tuple[TileFn, ModelCard]:

@@ -283,6 +283,17 @@ class BayerMode(InputMode):
 
 MODES: dict[str, InputMode] = {mode.name: mode for mode in (RgbMode(), BayerMode())}
 DEFAULT = RgbMode.name
+# The mode of the model lowlight ships for each kind of file, and what enhance calls the kind.
+RAW_MODE, IMAGE_MODE = BayerMode.name, RgbMode.name
+KINDS = {RAW_MODE: "RAW", IMAGE_MODE: "JPEG/PNG"}
+
+
+def for_file(path: Path) -> str:
+    """The mode of the shipped model that fits a file: RAW files go to the packed Bayer model,
+    JPEG/PNG/TIFF images to the sRGB one."""
+    from lowlight.raw import RAW_SUFFIXES
+
+    return RAW_MODE if path.suffix.lower() in RAW_SUFFIXES else IMAGE_MODE
 
 
 def get(name: str) -> InputMode:

@@ -13,7 +13,7 @@ import dataclasses
 import shutil
 from pathlib import Path
 
-from lowlight import card, evaluation, storage
+from lowlight import card, evaluation, modes, storage
 from lowlight.config import Params, SynthConfig
 from lowlight.errors import DatasetError
 
@@ -145,7 +145,7 @@ def folder_bytes(folder: Path) -> int:
 
 # What each kind of shipped model is and is not, for its README.
 ABOUT = {
-    "bayer": (
+    modes.RAW_MODE: (
         "# The RAW model shipped with lowlight\n\n"
         "What it is: a U-Net trained by `make pretrain` only on synthetic low-light frames of "
         "SID's camera, the Sony a7S II, made by `lowlight synth` with ELD's calibrated noise "
@@ -156,7 +156,7 @@ ABOUT = {
         "JPEG/PNG files to the sRGB model). Its noise model is the a7S II's; another camera's "
         "noise differs.\n\n"
     ),
-    "rgb": (
+    modes.IMAGE_MODE: (
         "# The sRGB (JPEG/PNG) model shipped with lowlight\n\n"
         "What it is: a U-Net trained by `make pretrain` on dark JPEGs as a camera makes them: "
         "`lowlight synth` with `synth.output: jpeg` unprocesses each photo to the Sony a7S II's "

@@ -8,7 +8,7 @@ import os
 import re
 from pathlib import Path
 
-from lowlight import inference
+from lowlight import inference, modes
 from lowlight.card import ModelCard
 from lowlight.config import ConvertConfig, InferConfig, MlflowConfig, RegisterConfig, check_gain
 from lowlight.errors import ConfigError, DatasetError, scrub
@@ -55,7 +55,7 @@ def run(
     done, failed, used = [], [], {}
     for mode, group in groups.items():
         model, card, source = load(mlflow_cfg, model_location, model_names.get(mode, ""), infer,
-                                   fallback, mode or "bayer")  # fmt: skip
+                                   fallback, mode or modes.RAW_MODE)  # fmt: skip
         kind = inference.INPUT_KINDS.get(mode, "")
         used[kind] = source
         if kind:
@@ -98,7 +98,7 @@ def load(
     model_name: str,
     infer: InferConfig,
     fallback: bool,
-    input_mode: str = "bayer",
+    input_mode: str = modes.RAW_MODE,
 ) -> tuple[TileFn, ModelCard, str]:
     """The model, its card and what was used; the registry is probed first (seconds, not
     MLflow's minutes of retries) so that a server that is down is said, never hidden."""
