@@ -20,7 +20,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 
 import mlflow
-from mlflow.entities.model_registry import ModelVersion
+from mlflow.entities.model_registry import ModelVersion, RegisteredModel
 from mlflow.exceptions import MlflowException
 
 from lowlight.config import RegisterConfig
@@ -200,14 +200,14 @@ def promotion_lock(c: mlflow.MlflowClient, name: str, alias: str) -> Iterator[No
             stamp = {f"{TAG}lock.since": str(time.time()), f"{TAG}lock.owner": owner}
             c.create_registered_model(lock, stamp, f"lowlight is moving '{alias}' of '{name}'")
             break
-        except MlflowException as exc:
-            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+        except MlflowException as exc:  # "does not exist": released while the server looked
+            if exc.error_code not in ("RESOURCE_ALREADY_EXISTS", "RESOURCE_DOES_NOT_EXIST"):
                 raise
         with suppress(MlflowException, ValueError):
-            tags = c.get_registered_model(lock).tags
-            if tags.get(f"{TAG}lock.owner") == owner:  # our create, retried by MLflow
+            found = c.get_registered_model(lock)
+            if found.tags.get(f"{TAG}lock.owner") == owner:  # our create, retried by MLflow
                 break
-            if time.time() - float(tags.get(f"{TAG}lock.since", "0")) > LOCK_STALE:
+            if time.time() - _since(found) > LOCK_STALE:
                 c.delete_registered_model(lock)
                 continue
         if time.monotonic() > deadline:
@@ -225,6 +225,14 @@ def promotion_lock(c: mlflow.MlflowClient, name: str, alias: str) -> Iterator[No
         with suppress(MlflowException, OSError):  # ours only, never the next holder's
             if c.get_registered_model(lock).tags.get(f"{TAG}lock.owner") == owner:
                 c.delete_registered_model(lock)
+
+
+def _since(lock: RegisteredModel) -> float:
+    """When ``lock`` was taken. The server reads a model and its tags in two queries, so a lock
+    released and taken again between them shows no tags: its creation time stands in (never
+    "long ago", which would break the new holder's lock)."""
+    stamp = lock.tags.get(f"{TAG}lock.since")
+    return float(stamp) if stamp else (lock.creation_timestamp or 0) / 1000 or time.time()
 
 
 def _move(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import yaml
@@ -117,6 +118,20 @@ def test_racing_promotion_processes_take_turns_and_history_holds_each(mlflow_ser
     for expected in reversed(past[:-1]):  # rollback walks down what really happened
         assert registry.rollback(c, name)["version"] == expected
     assert not [m for m in c.search_registered_models() if m.name.endswith("-lock")]
+
+
+def test_a_lock_read_while_released_and_retaken_is_not_broken_as_stale():
+    """The server reads a lock and its tags in two queries: a lock released and retaken in
+    between reads back without tags. Taking that for "stamped long ago" broke the new holder's
+    lock, and two promotions ran at once (a CI failure)."""
+    from mlflow.entities.model_registry import RegisteredModel, RegisteredModelTag
+
+    now, key = time.time(), f"{registry.TAG}lock.since"
+    retaken = RegisteredModel("m.champion-lock", creation_timestamp=int(now * 1000))
+    assert now - registry._since(retaken) < 1
+    killed = RegisteredModel("m.champion-lock", int(now * 1000) - 600_000,
+                             tags=[RegisteredModelTag(key, str(now - 600))])  # fmt: skip
+    assert now - registry._since(killed) > registry.LOCK_STALE
 
 
 def test_a_promotion_overtaken_while_recording_takes_its_record_back(mlflow_server):
