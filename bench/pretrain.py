@@ -49,18 +49,19 @@ def picture(
     """dark | a baseline | shipped model | ground truth of one test pair, a small JPEG."""
     import cv2
 
-    from lowlight import baselines, evaluation, inference, pairs
+    from lowlight import baselines, conversion, evaluation, inference, pairs
 
     table_, converted = pairs.read_pairs(run / "data/pairs.parquet")
     row = next(r for r in table_.to_pylist() if r["pair_id"] == pair_id)
+    shot = conversion.read_shots(run / converted).get(row["dark"], conversion.Shot(row["ratio"]))
     fn, model_card = inference.load_model(card.shipped(input_mode), "cpu")
     mode = model_card.mode
     model_input, dark, bright = evaluation.load_pair(row, run / converted, mode, (256, 384))
     out = inference.enhance(model_input, fn, 640, None, 1, model_card.multiple)
     model = mode.finish(out, evaluation.row_render(row))
-    # a RAW model's input was amplified by the ratio; a JPEG is shown as it came
-    shown = evaluation.darken(dark, row["ratio"]) if mode.renders else dark
-    columns = [("dark input", shown), (baseline, baselines.BASELINES[baseline](dark)),
+    taken = shot.as_taken(dark)  # a JPEG's baselines start from it too, as evaluate's do
+    base = baselines.BASELINES[baseline](taken if shot.picture else dark)
+    columns = [("dark input", taken), (baseline, base),
                ("shipped model", model), ("ground truth", bright)]  # fmt: skip
     grid = evaluation.comparison_grid(columns, zoom=3)
     ok, data = cv2.imencode(".jpg", cv2.cvtColor(grid, cv2.COLOR_RGB2BGR),
@@ -90,24 +91,25 @@ def sigma_study(
 ) -> dict[str, float]:
     """Mean PSNR of BM3D after ``brighten`` (a baseline's name) at each scale of skimage's
     noise estimate on the VALIDATION pairs (one noise draw per scene, the evaluation crop);
-    cached, since BM3D takes minutes."""
-    # beside the run's data (a training run replaces its reports folder)
+    cached beside the run's data (a training run replaces its reports), since BM3D is slow."""
     cache = run / (f"data/bm3d_sigma_val_{brighten}.json" if brighten != "amplify"
                    else "reports/bm3d_sigma_val.json")  # fmt: skip
     if cache.exists():
         return json.loads(cache.read_text())
     import numpy as np
 
-    from lowlight import baselines, evaluation, imageio, metrics, modes, pairs
+    from lowlight import baselines, conversion, evaluation, imageio, metrics, modes, pairs
 
     table_, converted = pairs.read_pairs(run / "data/pairs.parquet")
+    shots = conversion.read_shots(run / converted)
     rows = [r for r in table_.to_pylist() if r["split"] == "val" and "_00_" in r["pair_id"]]
     found: dict[str, list[float]] = {f"x{s:g}": [] for s in scales}
     for row in rows:
         dark, bright = (modes.to_unit(imageio.read_image(run / converted / row[k]))
                         for k in ("dark", "bright"))  # fmt: skip
         dark, bright = (evaluation.crop_center(a, (256, 384)) for a in (dark, bright))
-        base = baselines.BASELINES[brighten](dark)
+        shot = shots.get(row["dark"], conversion.Shot(row["ratio"]))
+        base = baselines.BASELINES[brighten](shot.as_taken(dark) if shot.picture else dark)
         for scale in scales:
             found[f"x{scale:g}"].append(
                 metrics.psnr(baselines.amplify_bm3d(base, sigma_scale=scale), bright)

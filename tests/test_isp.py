@@ -112,3 +112,13 @@ def test_jpeg_quality_changes_the_bytes():
         np.abs(imageio.decode_image(data) - image.astype(float)).mean() for data in (low, high)
     ]
     assert errors[1] < errors[0]
+
+
+def test_expose_multiplies_the_light_and_undoes_itself():
+    """convert's gain for a JPEG (and evaluate's undoing of it) is a gain in linear light."""
+    photo = np.random.default_rng(3).uniform(0.0, 0.6, (16, 16, 3)).astype(np.float32)
+    brighter = isp.expose(photo, 2.0)  # 0.6 is ~0.28 in linear light: nothing clips at x2
+    assert isp.level(brighter) == pytest.approx(2.0 * isp.level(photo), rel=1e-5)
+    np.testing.assert_allclose(isp.expose(brighter, 0.5), photo, atol=1e-5)
+    assert np.all(isp.expose(np.full((2, 2, 3), 0.9, np.float32), 8.0) == 1.0)  # clipped
+    assert np.array_equal(isp.expose(photo, 1.0), photo)

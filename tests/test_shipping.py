@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from lowlight import card, inference, shipping, stages, storage
+from lowlight import card, inference, modes, shipping, stages, storage
 from lowlight.config import (
     ConvertConfig,
     InferConfig,
@@ -87,8 +87,7 @@ def test_enhance_gives_each_kind_of_file_its_shipped_model_and_says_which(shippe
     assert night.shape == dark.shape and night.dtype == np.uint8
     raw_out = imageio.read_image(tmp_path / "out" / f"{raw.stem}_enhanced.png")
     assert raw_out.dtype == np.uint16 and raw_out.shape[2] == 3
-    assert inference.input_mode_for(raw) == "bayer"
-    assert inference.input_mode_for(photos / "night.JPG") == "rgb"
+    assert modes.for_file(raw) == "bayer" and modes.for_file(photos / "night.JPG") == "rgb"
     # one model asked for: every file goes to it, and one it cannot take fails with the reason
     bayer = str(card.SHIPPED / "bayer")
     summary = stages.enhance.run(ConvertConfig(), InferConfig(tile=32, overlap=8), mlflow_cfg,

@@ -9,7 +9,6 @@ import pytest
 
 from lowlight import imageio, isp, sid, stages, synth
 from lowlight.config import Params, SynthConfig, override
-from lowlight.errors import ConfigError
 
 # 20 scenes: 13 train, 5 test, 2 validation, so each split cycles through several darkness levels
 JPEG = {"scenes": 20, "size": "32x48", "frames": 1, "output": "jpeg"}
@@ -62,6 +61,14 @@ def test_every_split_sees_several_darkness_levels(jpeg_set: Path):
     assert len(levels["test"]) == 5 and len(levels["val"]) == 2
 
 
+def test_long_exposures_are_metered(jpeg_set: Path):
+    """Every target's mean linear level is synth.metering, less what its highlights clip."""
+    levels = [isp.level(imageio.read_image(path) / 65535.0)
+              for path in (jpeg_set / "Sony" / "long").iterdir()]  # fmt: skip
+    assert len(levels) == 20 and all(0.12 < v <= SynthConfig().metering + 1e-3 for v in levels)
+    assert np.median(levels) > 0.16, levels
+
+
 def test_dark_jpeg_holds_the_targets_light_over_its_darkness(jpeg_set: Path):
     """Once the camera's curves are undone, a dark JPEG's mean is its target's over the
     darkness (noise and 8 bits aside: scenes whose dark mean is not crushed to a few levels)."""
@@ -107,9 +114,23 @@ def test_chain_synth_convert_pair_patch_with_ratio_the_darkness(jpeg_set: Path, 
     assert cut["train_patches"] == 13 * 6 and cut["val_patches"] == 2 * 6
 
 
-def test_convert_refuses_to_amplify_an_image(jpeg_set: Path, tmp_path: Path):
-    with pytest.raises(ConfigError, match=r"long/00001_00_10s\.png: a JPEG/PNG image .* amplify"):
-        stages.convert.run(Params().convert, jpeg_set / "Sony", tmp_path / "conv")
+def test_convert_exposes_dark_jpegs_as_metered_and_keeps_the_targets(jpeg_set: Path, tmp_path):
+    """convert's auto gain reads a JPEG's darkness from its pixels (never from its name): a
+    mildly and a very dark frame both come out at the targets' metered level."""
+    convert = override(Params().convert, "convert", format="png16")
+    summary = stages.convert.run(convert, jpeg_set / "Sony", tmp_path / "conv")
+    assert (summary["converted"], summary["failed"]) == (40, 0)
+    rows = {r["source"]: r for r in pq.read_table(tmp_path / "conv/converted.parquet").to_pylist()}
+    for source, row in rows.items():
+        converted = imageio.read_image(tmp_path / "conv" / row["output"]) / 65535.0
+        if source.startswith("long/"):  # the long exposure, as the camera metered it
+            assert row["gain"] == 1.0
+            assert 0.12 < isp.level(converted) <= SynthConfig().metering + 1e-3, source
+            continue
+        darkness = darkness_of(source)
+        if darkness <= 16:  # 1/32 and 1/64 are crushed to a few 8-bit levels at 32x48
+            assert row["gain"] == pytest.approx(darkness, rel=0.3), source
+        assert isp.level(converted) == pytest.approx(SynthConfig().metering, rel=0.35), source
 
 
 def test_a_bad_image_is_a_failed_row(tmp_path: Path):

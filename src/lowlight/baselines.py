@@ -2,8 +2,9 @@
 
 Each takes the dark frame's RGB conversion (HxWx3 float in [0, 1]) and returns its estimate:
 for RAW models that conversion is ratio-amplified, so "amplify" is already bright; for sRGB
-models it is the dark JPEG as it is (gain 1), so "gamma+clahe" and "lime" brighten it themselves,
-as the tools a user would otherwise reach for. Each "+bm3d" variant then denoises with BM3D.
+models it is the dark JPEG as the camera wrote it (convert's gain undone), so "gamma+clahe" and
+"lime" brighten it themselves, as the tools a user would otherwise reach for. Each "+bm3d"
+variant then denoises with BM3D.
 """
 
 from __future__ import annotations

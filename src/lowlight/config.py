@@ -132,6 +132,11 @@ class SynthConfig(Section):
         description="jpeg: dark frames at 1/darkness of the long exposure, cycled per split",
     )
     jpeg_quality: tuple[int, int] = Field((70, 95), description="jpeg: qualities drawn within")
+    metering: float = Field(
+        0.18, gt=0, lt=1,
+        description="jpeg: every long exposure's mean linear level, as a camera's average "
+        "metering exposes it (convert.auto_target brings a dark JPEG to it)",
+    )  # fmt: skip
 
     @field_validator("darkness")
     @classmethod

@@ -2,7 +2,8 @@
 
 The manifest (``converted.parquet``) is the stage's contract: one row per RAW file, ``ok`` or
 ``failed`` with the reason, so a corrupt file is reported and the batch goes on. JPEG and PNG
-sources (a camera's own processing, e.g. ``synth.output: jpeg``) are taken as they are.
+sources (a camera's own processing, e.g. ``synth.output: jpeg``) are brightened in their own
+linear light (``lowlight.isp``) to a metered level: a JPEG has no exposure time to read.
 """
 
 from __future__ import annotations
@@ -27,13 +28,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from lowlight import __version__, modes, storage
+from lowlight import __version__, isp, modes, storage
+from lowlight.colour import linear_to_srgb, srgb_to_linear
 from lowlight.config import ConvertConfig
-from lowlight.errors import ConfigError, DatasetError, LowlightError
+from lowlight.errors import DatasetError, LowlightError
 from lowlight.imageio import BITS, IMAGE_SUFFIXES, SUFFIX, decode_image, to_dtype, write_image
 from lowlight.modes import InputMode
 from lowlight.pairs import read_parquet
-from lowlight.raw import RAW_SUFFIXES, RawMeta, decode
+from lowlight.raw import RAW_SUFFIXES, RawMeta, decode, estimate_gain
 from lowlight.rendering import RenderParams
 from lowlight.sid import exposure_ratio, parse_name
 from lowlight.storage import Location, atomic_path
@@ -139,13 +141,12 @@ def plan_jobs(files: list[str], cfg: ConvertConfig, mode: InputMode) -> list[Job
     missing_long = set()
     for source in files:
         name = names[source]
-        if cfg.amplify and is_image(source):
-            raise ConfigError(
-                f"{source}: a JPEG/PNG image has no RAW signal to amplify; set convert.amplify "
-                "false (--no-amplify) to take images as they are"
-            )
-        if not cfg.amplify:
+        long = name is not None and name.exposure >= max(longest[name.scene_id],
+                                                         LONG_EXPOSURE_MIN)  # fmt: skip
+        if not cfg.amplify or (long and is_image(source)):
             gain: float | str = 1.0
+        elif is_image(source):  # a JPEG's darkness is judged from its pixels, not its name
+            gain = cfg.ratio if cfg.ratio is not None else "auto"
         elif name is None:
             gain = fallback
         elif longest[name.scene_id] > name.exposure:
@@ -261,7 +262,7 @@ def _convert_file(
         return {**previous, "status": "ok", "error": None, "skipped": True}
     try:
         if is_image(job.source):
-            image, meta, gain = decode_picture(source, cfg)
+            image, meta, gain = decode_picture(source, cfg, job.gain)
         else:
             image, meta, gain = decode(
                 source,
@@ -294,19 +295,58 @@ def _convert_file(
     return row
 
 
-def decode_picture(source: Path, cfg: ConvertConfig) -> tuple[np.ndarray, RawMeta, float]:
-    """A JPEG/PNG source as ``raw.decode`` gives a RAW one: as it is, gain 1 (its pixels went
-    through a camera's processing already), halved by 2x2 averages with ``half_size`` as
-    LibRaw halves RAW files, in the output format's bit depth; no EXIF read, a neutral
-    rendering (its values are sRGB already)."""
+@dataclass(frozen=True)
+class Shot:
+    """How convert brightened a dark frame (its manifest row): by ``gain``, in a JPEG/PNG's own
+    linear light (``picture``: ``isp.expose``) or in a RAW conversion's sRGB."""
+
+    gain: float
+    picture: bool = False
+
+    def as_taken(self, image: np.ndarray) -> np.ndarray:
+        """The frame as the camera wrote it: convert's gain undone."""
+        if self.picture:
+            return isp.expose(image, 1.0 / self.gain)
+        return linear_to_srgb(srgb_to_linear(image) / self.gain)
+
+
+def read_shots(converted_dir: Location) -> dict[str, Shot]:
+    """Each converted file's ``Shot``, from the manifest."""
+    manifest, _ = read_manifest(converted_dir)
+    return {r["output"]: Shot(r["gain"], r["camera"] == IMAGE_CAMERA)
+            for r in manifest.to_pylist() if r["status"] == "ok"}  # fmt: skip
+
+
+def decode_picture(
+    source: Path, cfg: ConvertConfig, gain: float | str = 1.0
+) -> tuple[np.ndarray, RawMeta, float]:
+    """A JPEG/PNG source as ``raw.decode`` gives a RAW one: exposed by ``gain`` in the photo's
+    linear light (``expose_picture``), halved by 2x2 averages with ``half_size`` as LibRaw
+    halves RAW files, in the output format's bit depth; no EXIF read, a neutral rendering (its
+    values are sRGB already). Returns the image, its metadata and the gain applied."""
     image = decode_image(source.read_bytes(), str(source))
     if cfg.half_size:
         half = (max(1, image.shape[1] // 2), max(1, image.shape[0] // 2))
         image = cv2.resize(image, half, interpolation=cv2.INTER_AREA)
+    if gain != 1.0:
+        exposed, gain = expose_picture(modes.to_unit(image), gain, cfg)
+        image = isp.quantise(exposed, 16)
     image = to_dtype(image, "uint8" if BITS[cfg.format] == 8 else "uint16")
     height, width = image.shape[:2]
     meta = RawMeta(None, None, IMAGE_CAMERA, width, height, RenderParams.neutral("srgb"))
-    return image, meta, 1.0
+    return image, meta, gain
+
+
+def expose_picture(
+    photo: np.ndarray, gain: float | str, cfg: ConvertConfig
+) -> tuple[np.ndarray, float]:
+    """A photo (float in [0, 1]) exposed ``gain`` times longer in its linear light
+    (``isp.expose``); ``"auto"``: the gain that brings its level (``isp.level``) to
+    ``cfg.auto_target``, as a camera's metering would have exposed it, within [1,
+    ``cfg.max_ratio``]. A JPEG has no exposure time: its darkness is judged from its pixels."""
+    if gain == "auto":
+        gain = estimate_gain(isp.level(photo), cfg.auto_target, cfg.max_ratio)
+    return isp.expose(photo, float(gain)), float(gain)
 
 
 def convert_jobs(

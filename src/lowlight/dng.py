@@ -11,6 +11,7 @@ from pidng.core import RAW2DNG, DNGTags, Tag
 from pidng.defs import CalibrationIlluminant, CFAPattern, DNGVersion, PhotometricInterpretation
 
 from lowlight.storage import atomic_path
+from lowlight.xtrans import xtrans_pattern
 
 # XYZ (D65) -> linear sRGB (IEC 61966-2-1). The default ColorMatrix1, for a "camera" that sees
 # linear sRGB: LibRaw then maps camera RGB to sRGB with the identity. The synthetic Sony writes
@@ -30,7 +31,9 @@ class DngMeta:
     fnumber: float = 8.0
     make: str = "lowlight"
     model: str = "synthetic RGGB"
-    cfa: str = "RGGB"  # the 2x2 layout: RGGB, GRBG, GBRG or BGGR
+    # The 2x2 layout (RGGB, GRBG, GBRG or BGGR) or an X-Trans 6x6 one: its 36 colours in
+    # reading order (lowlight.xtrans.xtrans_pattern).
+    cfa: str = "RGGB"
     orientation: int = 1  # TIFF/EXIF orientation: 1 upright, 3 180, 6 90 CW, 8 90 CCW
     # ColorMatrix1 (CalibrationIlluminant1 D65): XYZ -> camera RGB, 3x3 row by row.
     color_matrix: tuple[float, ...] = tuple(float(v) for v in XYZ_TO_SRGB.ravel())
@@ -42,8 +45,9 @@ def _rational(value: float, denominator: int = 10000) -> list[int]:
 
 
 def write_dng(path: Path, bayer: np.ndarray, meta: DngMeta) -> Path:
-    """Write a Bayer mosaic (uint16, HxW, layout ``meta.cfa``) as an uncompressed DNG,
-    atomically."""
+    """Write a Bayer or X-Trans mosaic (uint16, HxW, layout ``meta.cfa``) as an uncompressed
+    DNG, atomically. LibRaw reads a 6x6 layout back as X-Trans (a 6x6 ``raw_pattern``), and
+    demosaics it only from 512x512 up (xtrans_interpolate's tile; smaller: LibRawIOError)."""
     if bayer.dtype != np.uint16 or bayer.ndim != 2:
         raise ValueError(f"expected an HxW uint16 mosaic, got {bayer.dtype} {bayer.shape}")
     height, width = bayer.shape
@@ -56,8 +60,12 @@ def write_dng(path: Path, bayer: np.ndarray, meta: DngMeta) -> Path:
     tags.set(Tag.PhotometricInterpretation, PhotometricInterpretation.Color_Filter_Array)
     tags.set(Tag.SamplesPerPixel, 1)
     tags.set(Tag.BitsPerSample, 16)
-    tags.set(Tag.CFARepeatPatternDim, [2, 2])
-    tags.set(Tag.CFAPattern, getattr(CFAPattern, meta.cfa))
+    if len(meta.cfa) == 4:
+        tags.set(Tag.CFARepeatPatternDim, [2, 2])
+        tags.set(Tag.CFAPattern, getattr(CFAPattern, meta.cfa))
+    else:  # TIFF/EP CFAPattern: 0 red, 1 green, 2 blue, row by row
+        tags.set(Tag.CFARepeatPatternDim, [6, 6])
+        tags.set(Tag.CFAPattern, xtrans_pattern(meta.cfa).colors.ravel().tolist())
     tags.set(Tag.BlackLevel, meta.black_level)
     tags.set(Tag.WhiteLevel, meta.white_level)
     if len(meta.color_matrix) != 9:

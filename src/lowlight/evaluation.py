@@ -14,8 +14,8 @@ from tqdm import tqdm
 
 from lowlight import imageio, metrics, storage
 from lowlight.card import ModelCard
-from lowlight.colour import linear_to_srgb, srgb_to_linear
 from lowlight.config import EvaluateConfig, MlflowConfig
+from lowlight.conversion import Shot
 from lowlight.errors import DatasetError
 from lowlight.modes import InputMode, to_unit
 from lowlight.rendering import RenderParams
@@ -112,11 +112,6 @@ def _summary(how, values: list[float], decimals: int) -> float:
     if np.isnan(values).all():
         return float("nan")
     return round(float(how(values)), decimals)
-
-
-def darken(image: np.ndarray, ratio: float) -> np.ndarray:
-    """What the unamplified short exposure looked like: linear light divided by the ratio."""
-    return linear_to_srgb(srgb_to_linear(image) / ratio)
 
 
 def _label(image: np.ndarray, text: str) -> np.ndarray:
@@ -220,18 +215,21 @@ def row_render(row: dict) -> RenderParams | None:
 
 def score_pairs(
     rows: list[dict], methods: dict, converted: storage.Location, cfg: EvaluateConfig,
-    grids_dir: Path, mode: InputMode, gains: dict[str, float] | None = None,
+    grids_dir: Path, mode: InputMode, shots: dict[str, Shot] | None = None,
 ) -> tuple[list[dict], list[tuple[str, str]]]:  # fmt: skip
     """Every method on every pair: score rows, and a comparison grid per pair in ``grids_dir``.
 
-    The model gets the mode's input; the baselines the RGB conversion of the same frame.
-    ``gains``: convert's gain of each converted file (the grid shows the dark input as it was
-    before it; default the pair's ratio); a JPEG taken as it comes has gain 1.
+    The model gets the mode's input; the baselines the RGB conversion of the same frame, or
+    for a JPEG/PNG the dark photo as it was taken (they brighten it themselves, as a user's
+    tools would). ``shots``: how convert brightened each converted file (the grid shows the
+    dark input as it was before; default: by the pair's ratio).
     """
-    gains = gains or {}
+    shots = shots or {}
     scores, grids = [], []
     for row in tqdm(rows, desc="evaluate", unit="pair"):
         model_input, dark, bright = load_pair(row, converted, mode, cfg.crop)
+        shot = shots.get(row["dark"], Shot(row["ratio"]))
+        taken = shot.as_taken(dark)
         reference_brisque = metrics.brisque(bright)  # what "natural" reads on these scenes
         outputs = {}
         for name, method in methods.items():
@@ -239,7 +237,7 @@ def score_pairs(
             if name == "model":  # the mode's input, and its output as the file renders it
                 outputs[name] = mode.finish(method(model_input), row_render(row))
             else:
-                outputs[name] = method(dark)
+                outputs[name] = method(taken if shot.picture else dark)
             seconds = time.perf_counter() - start
             scores.append(
                 {
@@ -252,7 +250,7 @@ def score_pairs(
                     "ms_per_mp": 1000 * seconds / megapixels(dark),
                 }
             )
-        columns = [("dark input", darken(dark, gains.get(row["dark"], row["ratio"])))]
+        columns = [("dark input", taken)]
         columns += [(name, image) for name, image in outputs.items()]
         columns += [("ground truth", bright)]
         grid = grids_dir / f"{row['pair_id']}.png"

@@ -25,7 +25,7 @@ from lowlight.storage import atomic_path
 
 SUFFIX = {"jpeg": ".jpg", "png16": ".png"}
 # Images convert takes as sources beside RAW files (any case).
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png"})
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff"})  # what OpenCV decodes
 BITS = {"jpeg": 8, "png16": 16}
 
 

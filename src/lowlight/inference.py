@@ -130,15 +130,6 @@ def load_shipped(
     return *load_torch(shipped, device, precision), f"shipped ({shipped})"
 
 
-def input_mode_for(path: Path) -> str:
-    """The input mode of the shipped model that fits a file (``modes.for_file``)."""
-    return modes.for_file(path)
-
-
-# What each kind of input is called when enhance says which model took it.
-INPUT_KINDS = modes.KINDS
-
-
 def load_registered(uri: str) -> tuple[TileFn, ModelCard]:
     """A registered pyfunc model (``models:/NAME@ALIAS`` or ``models:/NAME/VERSION``)."""
     model = registered_model(uri)
@@ -179,9 +170,6 @@ def enhance(
     return np.clip(run_tiles(image, model, tile, overlap, batch, multiple), 0.0, 1.0)
 
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
-
-
 def expand_inputs(inputs: list[str]) -> list[Path]:
     """Files, folders (their RAW and image files, recursively) and globs -> sorted files.
 
@@ -191,9 +179,10 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
     import glob
 
     from lowlight import storage
+    from lowlight.imageio import IMAGE_SUFFIXES
     from lowlight.raw import RAW_SUFFIXES
 
-    wanted = set(RAW_SUFFIXES) | set(IMAGE_SUFFIXES)
+    wanted = set(RAW_SUFFIXES) | IMAGE_SUFFIXES
     found: list[Path] = []
     for item in inputs:
         path = Path(item)

@@ -66,12 +66,32 @@ def to_linear(srgb: np.ndarray) -> np.ndarray:
     return srgb_to_linear(inverse_tone_curve(srgb))
 
 
+def from_linear(linear: np.ndarray) -> np.ndarray:
+    """Linear sRGB light -> a photo's values in [0, 1] (float32): clipping, sRGB curve, tone
+    curve. ``to_linear``'s inverse."""
+    return tone_curve(linear_to_srgb(np.clip(linear, 0.0, 1.0))).astype(np.float32)
+
+
 def develop(camera_rgb: np.ndarray, to_camera: np.ndarray) -> np.ndarray:
     """Linear camera RGB (HxWx3, black 0) -> the camera's sRGB rendering in [0, 1] (float32):
-    white balance, colour matrix, clipping, sRGB curve, tone curve. ``unprocess``'s inverse."""
+    white balance, colour matrix, then ``from_linear``. ``unprocess``'s inverse."""
     neutral, matrix = white_balance(to_camera)
-    linear = (np.asarray(camera_rgb, np.float64) / neutral) @ matrix.T
-    return tone_curve(linear_to_srgb(np.clip(linear, 0.0, 1.0))).astype(np.float32)
+    return from_linear((np.asarray(camera_rgb, np.float64) / neutral) @ matrix.T)
+
+
+def level(photo: np.ndarray) -> float:
+    """A photo's exposure: the mean of its linear light (0 black, 1 white), what a camera's
+    average metering reads and what ``synth.metering`` sets a long exposure to."""
+    return float(np.mean(to_linear(photo)))
+
+
+def expose(photo: np.ndarray, gain: float) -> np.ndarray:
+    """A photo (HxWx3 in [0, 1]) as if exposed ``gain`` times longer: its light multiplied in
+    linear light (tone curve and sRGB curve undone, then redone), the highlights clipped as a
+    camera clips them. A dark JPEG's gain of 1 / darkness undoes a darkness, not its noise."""
+    if gain == 1.0:
+        return np.asarray(photo, np.float32)
+    return from_linear(to_linear(photo) * gain)
 
 
 def demosaic(raw: np.ndarray, cfa: str) -> np.ndarray:

@@ -176,8 +176,11 @@ class RgbMode(InputMode):
                 max_gain=cfg.max_ratio, curve=cfg.curve,
             )  # fmt: skip
             return Photo(to_unit(image), np.dtype(np.uint16), 0, None, gain)
+        from lowlight.conversion import expose_picture  # a JPEG's darkness, judged as convert does
+
         image = imageio.read_image(path)
-        return Photo(to_unit(image), image.dtype, 0, None, 1.0)
+        unit, gain = expose_picture(to_unit(image), 1.0 if ratio is None else ratio, cfg)
+        return Photo(unit, image.dtype, 0, None, gain)
 
     def example_file(self, rng: np.random.Generator, folder: Path) -> bytes:
         from lowlight import imageio

@@ -23,11 +23,13 @@ from typing import Any, Literal
 import numpy as np
 
 from lowlight.errors import ConfigError
+from lowlight.xtrans import xtrans_pattern
 
 DEFAULT_PROFILE = "SonyA7S2"
 READ_NOISE = ("tukey", "gaussian")
 ReadNoise = Literal["tukey", "gaussian"]
-# The 2x2 colour layouts a profile may name (as in DngMeta.cfa).
+# The 2x2 colour layouts a profile may name (as in DngMeta.cfa), besides a 6x6 X-Trans layout
+# as 36 letters in reading order (lowlight.xtrans.xtrans_pattern).
 CFA_LAYOUTS = ("RGGB", "GRBG", "GBRG", "BGGR")
 
 
@@ -160,7 +162,12 @@ def _parse_profile(name: str, data: dict[str, Any]) -> NoiseProfile:
         xyz_to_camera=matrix,  # type: ignore[arg-type]
     )
     if profile.cfa not in CFA_LAYOUTS:
-        raise ValueError(f"camera.cfa must be one of {', '.join(CFA_LAYOUTS)}, got {profile.cfa!r}")
+        try:
+            xtrans_pattern(profile.cfa)
+        except ValueError as exc:
+            layouts = ", ".join(CFA_LAYOUTS)
+            raise ValueError(f"camera.cfa must be one of {layouts} or a 6x6 X-Trans layout "
+                             f"(36 letters), got {profile.cfa!r}: {exc}") from exc  # fmt: skip
     if not 0 <= profile.black_level < profile.white_level:
         raise ValueError(f"need 0 <= black_level < white_level, got {profile.black_level}, "
                          f"{profile.white_level}")  # fmt: skip
@@ -270,13 +277,18 @@ def sample_tukey_lambda(
 
 def cfa_channels(cfa: str, shape: tuple[int, int]) -> np.ndarray:
     """Per-pixel colour-bias channel (0 R, 1 G1, 2 B, 3 G2; G1 is the first green of the 2x2
-    block in reading order, like LibRaw's raw_pattern) of an HxW mosaic with layout ``cfa``."""
-    index, greens = [], iter((1, 3))
-    for colour in cfa:
-        index.append(next(greens) if colour == "G" else {"R": 0, "B": 2}[colour])
-    block = np.asarray(index, dtype=np.intp).reshape(2, 2)
+    block in reading order, like LibRaw's raw_pattern) of an HxW mosaic with layout ``cfa``.
+    An X-Trans layout's greens are all G1: LibRaw numbers X-Trans colours 0 R, 1 G, 2 B."""
+    if len(cfa) == 36:
+        block = xtrans_pattern(cfa).colors.astype(np.intp)
+    else:
+        index, greens = [], iter((1, 3))
+        for colour in cfa:
+            index.append(next(greens) if colour == "G" else {"R": 0, "B": 2}[colour])
+        block = np.asarray(index, dtype=np.intp).reshape(2, 2)
     height, width = shape
-    return np.tile(block, ((height + 1) // 2, (width + 1) // 2))[:height, :width]
+    size = len(block)
+    return np.tile(block, (-(-height // size), -(-width // size)))[:height, :width]
 
 
 def apply_noise(

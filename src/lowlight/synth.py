@@ -351,7 +351,9 @@ def write_scene(
     every frame draws its own noise at the scene's system gain. ``capture.output`` says what the
     camera writes: raw DNGs, or (jpeg) the camera's processing of them (``lowlight.isp``): each
     short frame a JPEG at a quality drawn from ``capture.jpeg_quality``, and as the long one the
-    scene rendered without noise or mosaic, a 16-bit PNG.
+    scene rendered without noise or mosaic, a 16-bit PNG, its exposure metered to
+    ``capture.metering``: brightness then has one meaning across scenes, which a model that sees
+    a JPEG without its exposure time can learn.
     """
     profile = sensor.load_profile(profile) if isinstance(profile, str) else profile
     rng = np.random.default_rng([seed, int(plan.scene_id)])
@@ -369,6 +371,8 @@ def write_scene(
     # A JPEG's values went through the camera's tone curve as well as the sRGB curve.
     to_linear = isp.to_linear if capture.output == "jpeg" else srgb_to_linear
     linear = optics.image_on_sensor(to_linear(window), size, lens)
+    if capture.output == "jpeg":  # exposed as the camera meters it: a JPEG has no other exposure
+        linear = linear * (capture.metering / max(float(np.mean(linear)), 1e-6))
     _, light = draw_night_light(rng, capture.cct, capture.sodium)
     to_camera, neutral = scene_colour(profile, light)
     gain = plan.gain or profile.gain(plan.iso)

@@ -34,7 +34,7 @@ def run(
 
     Writes ``<stem>_enhanced.png``, 16-bit for RAW and 16-bit inputs; a bad file is reported
     and the others go on. No ``model_location``: each file goes to the model that fits its kind
-    (``inference.input_mode_for``: RAW or JPEG/PNG), the registry's champion of that kind's
+    (``modes.for_file``: RAW or JPEG/PNG), the registry's champion of that kind's
     name in ``model_names`` (input mode -> registered model) when there is one, else the model
     lowlight ships for it; the summary says which took what. A registry that was asked for (a
     ``models:/`` location, or a tracking URI set by the environment or params) and cannot be
@@ -50,13 +50,13 @@ def run(
         groups[""] = files
     else:
         for path in files:
-            groups.setdefault(inference.input_mode_for(path), []).append(path)
+            groups.setdefault(modes.for_file(path), []).append(path)
     model_names = model_names or RegisterConfig().by_input()
     done, failed, used = [], [], {}
     for mode, group in groups.items():
         model, card, source = load(mlflow_cfg, model_location, model_names.get(mode, ""), infer,
                                    fallback, mode or modes.RAW_MODE)  # fmt: skip
-        kind = inference.INPUT_KINDS.get(mode, "")
+        kind = modes.KINDS.get(mode, "")
         used[kind] = source
         if kind:
             log.info("%s files (%d): %s", kind, len(group), source)

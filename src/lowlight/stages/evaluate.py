@@ -43,11 +43,10 @@ def run(
         multiple=card.multiple,
     )
     out = Path(out)
-    manifest, _ = conversion.read_manifest(converted)
-    gains = {r["output"]: r["gain"] for r in manifest.to_pylist() if r["status"] == "ok"}
+    shots = conversion.read_shots(converted)
     with storage.staged_dir(out / "grids", known=("*.png",), stage="evaluate") as grids_dir:
         scores, grids = evaluation.score_pairs(rows, methods, converted, cfg, grids_dir, card.mode,
-                                               gains)  # fmt: skip
+                                               shots)  # fmt: skip
     summary = evaluation.summarize(scores)
     evaluation.write_evaluation(out, summary, scores, grids, card, cfg)
     evaluation.log_evaluation(mlflow_cfg, card.mlflow_run_id, summary, out, cfg.split)
