@@ -102,13 +102,17 @@ def synth(
     output: Annotated[
         str | None, typer.Option(help="dng (raw frames) | jpeg (dark JPEGs as cameras make them)")
     ] = None,
+    profile: Annotated[
+        str | None,
+        typer.Option(help="the camera: SonyA7S2 (SID's Sony/) | FujiXT2 (SID's Fuji/, X-Trans)"),
+    ] = None,
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:
     """Write a small synthetic SID-like dataset (DNG, or JPEG with --output jpeg, + list files)."""
     with user_errors():
         p = load_params(params)
         cfg = override(p.synth, "synth", scenes=scenes, size=size, frames=frames, photos=photos,
-                       output=output)  # fmt: skip
+                       output=output, profile=profile)  # fmt: skip
         show("synth", stages.synth.run(cfg, out_dir, seed if seed is not None else p.seed))
 
 

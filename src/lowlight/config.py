@@ -167,6 +167,15 @@ class SynthConfig(Section):
     def _size(cls, value: Any) -> tuple[int, int]:
         return parse_size(value)
 
+    @model_validator(mode="after")
+    def _jpeg_needs_bayer(self) -> SynthConfig:
+        from lowlight import noise
+
+        if self.output == "jpeg" and len(noise.load_profile(self.profile).cfa) != 4:
+            raise ValueError(f"output jpeg renders through a 2x2 Bayer demosaic (lowlight.isp); "
+                             f"profile {self.profile} is X-Trans: use output dng")  # fmt: skip
+        return self
+
     @field_validator("profile")
     @classmethod
     def _known_profile(cls, value: str) -> str:

@@ -26,17 +26,20 @@ log = logging.getLogger(__name__)
 RATIO_BUCKETS = (100, 250, 300)
 
 
-def crop_center(image: np.ndarray, crop: tuple[int, int] | None, scale: int = 1) -> np.ndarray:
+def crop_center(
+    image: np.ndarray, crop: tuple[int, int] | None, scale: int = 1, step: int = 1
+) -> np.ndarray:
     """The central ``crop`` (H, W) of an image, or the image when ``crop`` is None or larger.
 
     ``scale`` 2: the same region of an image twice the size of ``crop``'s reference (the RGB
-    images beside a packed Bayer input), so both crops stay aligned.
+    images beside a packed Bayer input), so both crops stay aligned. ``step``: the crop starts
+    on a multiple of it, in the reference's pixels (a packed X-Trans input: 2, its 6x6 period).
     """
     if crop is None:
         return image
     height, width = image.shape[0] // scale, image.shape[1] // scale
     h, w = min(crop[0] // scale, height), min(crop[1] // scale, width)
-    y, x = (height - h) // 2, (width - w) // 2
+    y, x = (height - h) // 2 // step * step, (width - w) // 2 // step * step
     return image[y * scale : (y + h) * scale, x * scale : (x + w) * scale]
 
 
@@ -201,10 +204,11 @@ def load_pair(
     size = (scale * model_input.shape[0], scale * model_input.shape[1])
     dark, bright = dark[: size[0], : size[1]], bright[: size[0], : size[1]]
     small = (crop[0] // scale, crop[1] // scale) if crop else None
+    step = mode.period // scale  # in input pixels: the colour pattern's phase kept
     return (
-        crop_center(model_input, small),
-        crop_center(dark, crop, scale),
-        crop_center(bright, crop, scale),
+        crop_center(model_input, small, 1, step),
+        crop_center(dark, crop, scale, step),
+        crop_center(bright, crop, scale, step),
     )
 
 

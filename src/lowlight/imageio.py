@@ -11,6 +11,7 @@ default accurate DCT.
 
 from __future__ import annotations
 
+import math
 import struct
 import zlib
 from pathlib import Path
@@ -67,8 +68,9 @@ def paeth_filtered(rows: np.ndarray, above: np.ndarray, bpp: int) -> np.ndarray:
 
 
 def png_bytes(pixels: np.ndarray) -> bytes:
-    """An HxWxC uint8/uint16 array (C 3: RGB, 4: RGBA, in the file's order) as PNG bytes that
-    depend only on the pixels: every row Paeth-filtered, one libdeflate zlib stream."""
+    """An HxWxC uint8/uint16 array (C 1: grey, 3: RGB, 4: RGBA, in the file's order) as PNG
+    bytes that depend only on the pixels: every row Paeth-filtered, one libdeflate zlib
+    stream."""
     height, width, channels = pixels.shape
     depth = {np.dtype(np.uint8): 8, np.dtype(np.uint16): 16}[pixels.dtype]
     data = np.ascontiguousarray(pixels, dtype=">u2" if depth == 16 else np.uint8)
@@ -80,7 +82,7 @@ def png_bytes(pixels: np.ndarray) -> bytes:
         filtered = paeth_filtered(block, above, bpp)
         parts.append(np.hstack([np.full((len(block), 1), 4, np.uint8), filtered]).tobytes())
         above = block[-1]
-    colour = {3: 2, 4: 6}[channels]  # truecolour, truecolour with alpha
+    colour = {1: 0, 3: 2, 4: 6}[channels]  # greyscale, truecolour, truecolour with alpha
     header = struct.pack(">IIBBBBB", width, height, depth, colour, 0, 0, 0)
     return b"".join([
         b"\x89PNG\r\n\x1a\n",
@@ -150,26 +152,58 @@ def decode_signed16(stored: np.ndarray) -> np.ndarray:
 
 
 def write_packed(path: Path, planes: np.ndarray) -> Path:
-    """A packed Bayer array (HxWx4 float, signed: ``encode_signed16``) as a 16-bit 4-channel
-    PNG, channels kept in order (OpenCV writes and reads 4 channels back unswapped)."""
+    """A packed mosaic (HxWxC float, signed: ``encode_signed16``) as a 16-bit PNG, channels
+    kept in order: C 4 (Bayer) as a 4-channel PNG (OpenCV writes and reads 4 channels back
+    unswapped), C 9 (X-Trans) as a 3Hx3W grey PNG, each packed pixel's channels a 3x3 cell
+    in reading order (PNG holds at most 4 channels)."""
     data = encode_signed16(planes)
     # OpenCV reads a 4-channel PNG as BGRA: the file holds channels 2, 1, 0, 3
+    bayer = data.shape[2] == BAYER_CHANNELS
+    data = data[..., [2, 1, 0, 3]] if bayer else cells_of(data)[..., None]
     with atomic_path(path) as tmp:
-        tmp.write_bytes(png_bytes(data[..., [2, 1, 0, 3]]))
+        tmp.write_bytes(png_bytes(data))
     return path
 
 
-def read_packed(loc: storage.Location) -> np.ndarray:
-    """A packed Bayer PNG (``write_packed``) -> HxWx4 uint16 as stored (``decode_signed16``
+BAYER_CHANNELS = 4
+
+
+def cells_of(planes: np.ndarray) -> np.ndarray:
+    """HxWx(k*k) -> (kH)x(kW): each pixel's channels as a k x k cell (a depth-to-space)."""
+    height, width, channels = planes.shape
+    side = math.isqrt(channels)
+    if side * side != channels:
+        raise ValueError(f"{channels} channels are not a square number of cells")
+    cells = planes.reshape(height, width, side, side).transpose(0, 2, 1, 3)
+    return cells.reshape(height * side, width * side)
+
+
+def planes_of(cells: np.ndarray, channels: int) -> np.ndarray:
+    """The inverse of ``cells_of``."""
+    side = math.isqrt(channels)
+    height, width = cells.shape[0] // side, cells.shape[1] // side
+    planes = cells.reshape(height, side, width, side).transpose(0, 2, 1, 3)
+    return planes.reshape(height, width, channels)
+
+
+def read_packed(loc: storage.Location, channels: int = BAYER_CHANNELS) -> np.ndarray:
+    """A packed mosaic PNG (``write_packed``) -> HxWxC uint16 as stored (``decode_signed16``
     gives the values)."""
+    what = "packed Bayer" if channels == BAYER_CHANNELS else f"packed {channels}-channel"
     try:
         data = storage.read_bytes(loc)
     except (FileNotFoundError, OSError) as exc:
-        raise DatasetError(f"{loc}: missing or unreadable packed Bayer file ({exc})") from None
+        raise DatasetError(f"{loc}: missing or unreadable {what} file ({exc})") from None
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    if image is None or image.ndim != 3 or image.shape[2] != 4 or image.dtype != np.uint16:
-        raise DatasetError(f"{loc}: not a packed Bayer PNG (16-bit, 4 channels)")
-    return image
+    if channels == BAYER_CHANNELS:
+        if image is None or image.ndim != 3 or image.shape[2] != 4 or image.dtype != np.uint16:
+            raise DatasetError(f"{loc}: not a packed Bayer PNG (16-bit, 4 channels)")
+        return image
+    side = math.isqrt(channels)
+    if (image is None or image.ndim != 2 or image.dtype != np.uint16
+            or image.shape[0] % side or image.shape[1] % side):  # fmt: skip
+        raise DatasetError(f"{loc}: not a {what} PNG (16-bit grey, {side}x{side} cells)")
+    return planes_of(image, channels)
 
 
 def to_dtype(image: np.ndarray, dtype: str) -> np.ndarray:

@@ -110,13 +110,14 @@ def load_default(
     if location:
         return *load_model(location, device, precision), str(location)
 
-    champion = f"models:/{model_name}@champion"
-    try:
-        model, model_card = load_registered(champion)
-        log.info("using the registry's champion %s", champion)
-        return model, model_card, champion
-    except ModelLoadError as exc:
-        log.info("no champion to use (%s); using the model shipped with lowlight", exc)
+    if model_name:  # no registered name for the kind (X-Trans): only a shipped model can fit
+        champion = f"models:/{model_name}@champion"
+        try:
+            model, model_card = load_registered(champion)
+            log.info("using the registry's champion %s", champion)
+            return model, model_card, champion
+        except ModelLoadError as exc:
+            log.info("no champion to use (%s); using the model shipped with lowlight", exc)
     return load_shipped(input_mode, device, precision)
 
 

@@ -4,11 +4,13 @@ differs between them, and nothing else in lowlight branches on a mode's name.
 - ``rgb``: the seed's amplified sRGB conversion, 3 channels in, the same size out.
 - ``bayer``: the SID paper's packed 2x2 Bayer mosaic, 4 channels (R, G, G, B) at half the
   size, RGB at full size out (pixel shuffle x2).
+- ``xtrans``: SID's Fuji network's packed 6x6 X-Trans mosaic, 9 channels at a third of the
+  size, RGB at full size out (pixel shuffle x3).
 
 A mode says what convert writes for it, which pairs column holds its input, how a dark window
 is cut and at which coordinates, whether flips and rotations are allowed, how inference decodes
-a file for it and what the registered model's signature is. Adding a camera layout (SID's Fuji
-X-Trans: 9 channels at a third of the size) is one more class here plus its tests.
+a file for it and what the registered model's signature is. The two packed mosaics share one
+base (``PackedMode``) whose hook is the packing.
 
 Importing this module is cheap (numpy only): file, Parquet and RAW code is imported where used.
 """
@@ -25,7 +27,9 @@ from lowlight.rendering import RenderParams
 
 if TYPE_CHECKING:
     from lowlight.config import ConvertConfig, ModelConfig
+    from lowlight.dng import DngMeta
     from lowlight.patches import PatchSpec
+    from lowlight.raw import Packing
     from lowlight.storage import Location
 
 
@@ -50,6 +54,8 @@ class InputMode:
     name: ClassVar[str]
     channels: ClassVar[int]  # input channels of the network
     scale: ClassVar[int]  # output pixels per input pixel along each axis
+    # the input's colour pattern repeats every ``period`` output pixels: windows start on it
+    period: ClassVar[int]
     augmentable: ClassVar[bool]  # flips and quarter turns keep the input's meaning
     # model.residual: the output is this linear map of the input channels, upsampled to the
     # output's size, plus the network's correction (None: the input itself)
@@ -89,7 +95,7 @@ class InputMode:
         """The patch files' spec; a mode that renders stores the bright frames' tone curve."""
         from lowlight.patches import PatchSpec
 
-        if size % self.scale or stride % self.scale:
+        if size % self.period or stride % self.period:
             raise ConfigError(f"model.input {self.name} needs {self.size_rule}, got {size} and "
                               f"{stride}")  # fmt: skip
         small = size // self.scale
@@ -102,7 +108,7 @@ class InputMode:
 
     @property
     def size_rule(self) -> str:
-        return f"a patch size and stride divisible by {self.scale}"
+        return f"a patch size and stride divisible by {self.period}"
 
     def dark_dtype(self, dtype: str) -> str:
         """The dark patches' pixel type ("" = the brights' ``dtype``)."""
@@ -158,7 +164,7 @@ class InputMode:
 
 class RgbMode(InputMode):
     name = "rgb"
-    channels, scale = 3, 1
+    channels, scale, period = 3, 1, 1
     augmentable = True
     dark_column = "dark"
 
@@ -188,23 +194,59 @@ class RgbMode(InputMode):
         return imageio.encode(rng.integers(0, 64, (37, 53, 3), dtype=np.uint8), "png")
 
 
-class BayerMode(InputMode):
-    name = "bayer"
-    channels, scale = 4, 2
+def naive_demosaic(order: str) -> list[list[float]]:
+    """The skip map of a packed mosaic whose channels have colours ``order``: camera R, G and B
+    each the mean of its channels (a naive demosaic, under the network's correction)."""
+    return [[1.0 / order.count(c) if letter == c else 0.0 for letter in order] for c in "RGB"]
+
+
+class PackedMode(InputMode):
+    """A camera mosaic packed as SID's networks take it: each block of the sensor's colour
+    pattern into ``channels`` planes at 1/``scale`` of the size, in the same colours
+    (``order``) whatever the file's phase, and a pixel shuffle back to full-size RGB. The
+    network restores linear camera RGB, which each file's metadata renders.
+
+    Subclasses name the layout and give the packing (``packing``); the rest is shared: convert
+    writes a signed 16-bit PNG of the packed frame beside the RGB conversion, windows start on
+    the pattern's period, and a file of another layout is refused in one line.
+    """
+
     # A flip or quarter turn of a packed mosaic changes its colour layout (RGGB -> GRBG ...):
-    # the channels would no longer mean R, G, G, B.
+    # the channels would no longer mean their colours.
     augmentable = False
-    # a naive demosaic, camera R, mean G, B of each 2x2 block, under the correction
-    skip = [[1.0, 0.0, 0.0, 0.0], [0.0, 0.5, 0.5, 0.0], [0.0, 0.0, 0.0, 1.0]]
     dark_column = "dark_packed"
     renders = True
-    # beside the RGB conversion; signed values (imageio.encode_signed16). The clipped encoding
-    # of lowlight before issue 23 was ".bayer.png": refused, its dark areas are lifted.
-    SUFFIX, CLIPPED_SUFFIX = ".bayer-signed.png", ".bayer.png"
+    order: ClassVar[str]  # the packed channels' colours
+    layout: ClassVar[str]  # the sensor layout in words
+    # the packed file beside the RGB conversion; signed values (imageio.encode_signed16)
+    SUFFIX: ClassVar[str]
+
+    def packing(self) -> Packing:
+        """The array code that packs a mosaic of this layout (``raw.pack_bayer`` ...)."""
+        raise NotImplementedError
+
+    def pack(self, mosaic: np.ndarray, colors: np.ndarray, desc: str, *levels) -> np.ndarray:
+        """A file's mosaic packed (``raw.decode_packed``'s hook), its layout first checked
+        against this mode's: another camera's file is refused in one line, not packed wrong."""
+        from lowlight.raw import layout_period
+
+        period = layout_period(colors)
+        if period != self.period:
+            raise ValueError(self.wrong_layout(period))
+        return self.packing()(mosaic, colors, desc, *levels)
+
+    def wrong_layout(self, period: int) -> str:
+        """Why a file whose colour pattern repeats every ``period`` pixels is refused."""
+        fits = [m for m in MODES.values() if isinstance(m, PackedMode) and m.period == period]
+        found = f"is {fits[0].layout}" if fits else "repeats neither every 2 nor every 6 pixels"
+        hint = f"; use model.input {fits[0].name}" if fits else ""
+        return (f"the sensor {found}, not {self.layout}: model.input {self.name} packs "
+                f"{self.layout} mosaics only{hint}")  # fmt: skip
 
     def check_convert(self, cfg: ConvertConfig) -> None:
         if not cfg.amplify:
-            raise ConfigError("model.input bayer packs amplified frames: set convert.amplify: true")
+            raise ConfigError(f"model.input {self.name} packs amplified frames: set "
+                              "convert.amplify: true")  # fmt: skip
 
     def input_file(self, stem: str, gain: float | str) -> str | None:
         # only amplified frames (the model's inputs) are packed
@@ -217,10 +259,13 @@ class BayerMode(InputMode):
         from lowlight import imageio, raw
 
         # the same gain as the RGB output, so that "auto" packs what it converted
-        mosaic, *_ = raw.decode_packed(source, gain)
+        mosaic, *_ = raw.decode_packed(source, gain, pack=self.pack)
         imageio.write_packed(dest, mosaic)
 
-    size_rule = "an even patch size and stride"
+    @property
+    def size_rule(self) -> str:
+        return (f"a patch size and stride divisible by {self.period} (the {self.layout} "
+                f"pattern's period)")  # fmt: skip
 
     def dark_dtype(self, dtype: str) -> str:
         return "uint16"  # packed mosaics keep the sensor's precision
@@ -233,7 +278,71 @@ class BayerMode(InputMode):
     def read_input(self, loc: Location, dtype: str) -> np.ndarray:
         from lowlight import imageio
 
-        return imageio.read_packed(loc)
+        return imageio.read_packed(loc, self.channels)
+
+    def missing_input(self, source: str) -> str:
+        return (f"{source}: no packed {self.layout} input for model.input {self.name}; convert "
+                f"and pair again with model.input {self.name}")  # fmt: skip
+
+    def preview(self, dark: np.ndarray) -> np.ndarray:
+        from lowlight.raw import preview_packed
+
+        return preview_packed(dark, self.order, self.scale)
+
+    def model_input(self, dark: np.ndarray, row: dict, converted: Location) -> np.ndarray:
+        from lowlight import imageio, storage
+
+        stored = self.read_input(storage.join(converted, row[self.dark_column]), "uint16")
+        return imageio.decode_signed16(stored)
+
+    def load_photo(self, path: Path, ratio: float | str, cfg: ConvertConfig) -> Photo:
+        from lowlight import raw
+
+        if path.suffix.lower() not in raw.RAW_SUFFIXES:
+            raise DatasetError(f"{path}: a {self.name} model enhances RAW files only")
+        mosaic, gain, flip, render = raw.decode_packed(
+            path, ratio, pack=self.pack, auto_target=cfg.auto_target, max_gain=cfg.max_ratio,
+            curve=cfg.curve,
+        )  # fmt: skip
+        return Photo(mosaic, np.dtype(np.uint16), flip, render, gain)
+
+    def finish(self, output: np.ndarray, render: RenderParams | None) -> np.ndarray:
+        from lowlight.rendering import render as render_image
+
+        return render_image(output, render or RenderParams.neutral())
+
+    def example_file(self, rng: np.random.Generator, folder: Path) -> bytes:
+        """A small dark DNG of this layout that LibRaw reads."""
+        from lowlight.dng import write_dng
+
+        mosaic, meta = self.example_frame(rng)
+        return write_dng(folder / "example.dng", mosaic, meta).read_bytes()
+
+    def example_frame(self, rng: np.random.Generator) -> tuple[np.ndarray, DngMeta]:
+        raise NotImplementedError
+
+
+class BayerMode(PackedMode):
+    """The SID paper's Sony network: a 2x2 Bayer mosaic as 4 channels (R, G, G, B) at half the
+    size."""
+
+    name = "bayer"
+    channels, scale, period = 4, 2, 2
+    order = "RGGB"
+    layout = "2x2 Bayer"
+    skip = naive_demosaic(order)
+    # The clipped encoding of lowlight before issue 23 was ".bayer.png": refused, its dark
+    # areas are lifted.
+    SUFFIX, CLIPPED_SUFFIX = ".bayer-signed.png", ".bayer.png"
+
+    def packing(self) -> Packing:
+        from lowlight.raw import pack_bayer
+
+        return pack_bayer
+
+    @property
+    def size_rule(self) -> str:
+        return "an even patch size and stride"
 
     def check_pairs(self, rows: list[dict], source: Location) -> None:
         super().check_pairs(rows, source)
@@ -245,58 +354,65 @@ class BayerMode(InputMode):
                 "below black clipped to 0); run `lowlight convert` and `lowlight pair` again"
             )
 
-    def missing_input(self, source: str) -> str:
-        return (f"{source}: no packed Bayer input for model.input bayer; convert and pair again "
-                "with model.input bayer")  # fmt: skip
-
-    def preview(self, dark: np.ndarray) -> np.ndarray:
-        from lowlight.raw import preview_packed
-
-        return preview_packed(dark)
-
-    def model_input(self, dark: np.ndarray, row: dict, converted: Location) -> np.ndarray:
-        from lowlight import imageio, storage
-
-        packed = imageio.read_packed(storage.join(converted, row[self.dark_column]))
-        return imageio.decode_signed16(packed)
-
-    def load_photo(self, path: Path, ratio: float | str, cfg: ConvertConfig) -> Photo:
-        from lowlight import raw
-
-        if path.suffix.lower() not in raw.RAW_SUFFIXES:
-            raise DatasetError(f"{path}: a bayer model enhances RAW files only")
-        mosaic, gain, flip, render = raw.decode_packed(
-            path, ratio, auto_target=cfg.auto_target, max_gain=cfg.max_ratio, curve=cfg.curve
-        )
-        return Photo(mosaic, np.dtype(np.uint16), flip, render, gain)
-
-    def finish(self, output: np.ndarray, render: RenderParams | None) -> np.ndarray:
-        from lowlight.rendering import render as render_image
-
-        return render_image(output, render or RenderParams.neutral())
-
-    def example_file(self, rng: np.random.Generator, folder: Path) -> bytes:
-        """A dark 38x54 RGGB DNG (a7S II levels) that LibRaw reads."""
-        from lowlight.dng import DngMeta, write_dng
+    def example_frame(self, rng: np.random.Generator) -> tuple[np.ndarray, DngMeta]:
+        """A dark 38x54 RGGB frame, a7S II levels."""
+        from lowlight.dng import DngMeta
 
         mosaic = (512 + rng.poisson(40.0, (38, 54))).astype(np.uint16)
-        meta = DngMeta(512, 16383, (0.5, 1.0, 0.6), exposure=0.1, iso=3200)
-        return write_dng(folder / "example.dng", mosaic, meta).read_bytes()
+        return mosaic, DngMeta(512, 16383, (0.5, 1.0, 0.6), exposure=0.1, iso=3200)
 
 
-MODES: dict[str, InputMode] = {mode.name: mode for mode in (RgbMode(), BayerMode())}
+class XTransMode(PackedMode):
+    """SID's Fuji network: a Fujifilm X-Trans mosaic, each 3x3 cell of its 6x6 pattern as 9
+    channels (R, R, G, G, G, G, G, B, B: ``lowlight.xtrans``) at a third of the size."""
+
+    name = "xtrans"
+    channels, scale, period = 9, 3, 6
+    order = "RRGGGGGBB"  # lowlight.xtrans.XTRANS_ORDER
+    layout = "X-Trans"
+    skip = naive_demosaic(order)
+    SUFFIX = ".xtrans-signed.png"
+
+    def packing(self) -> Packing:
+        from lowlight.raw import pack_xtrans_mosaic
+
+        return pack_xtrans_mosaic
+
+    @property
+    def size_rule(self) -> str:
+        return ("a patch size and stride divisible by 6 (the X-Trans pattern's 6x6 period: even "
+                "in packed pixels)")  # fmt: skip
+
+    def example_frame(self, rng: np.random.Generator) -> tuple[np.ndarray, DngMeta]:
+        """A dark 36x54 frame of the X-T2's layout and levels (SID's Fuji camera)."""
+        from lowlight.dng import DngMeta
+        from lowlight.noise import load_profile
+
+        xt2 = load_profile("FujiXT2")
+        mosaic = (xt2.black_level + rng.poisson(40.0, (36, 54))).astype(np.uint16)
+        meta = DngMeta(xt2.black_level, xt2.white_level, (0.5, 1.0, 0.6), exposure=0.1,
+                       iso=3200, make=xt2.make, model=xt2.model, cfa=xt2.cfa)  # fmt: skip
+        return mosaic, meta
+
+
+MODES: dict[str, InputMode] = {mode.name: mode for mode in (RgbMode(), BayerMode(), XTransMode())}
 DEFAULT = RgbMode.name
 # The mode of the model lowlight ships for each kind of file, and what enhance calls the kind.
-RAW_MODE, IMAGE_MODE = BayerMode.name, RgbMode.name
-KINDS = {RAW_MODE: "RAW", IMAGE_MODE: "JPEG/PNG"}
+RAW_MODE, XTRANS_MODE, IMAGE_MODE = BayerMode.name, XTransMode.name, RgbMode.name
+KINDS = {RAW_MODE: "RAW", XTRANS_MODE: "X-Trans RAW", IMAGE_MODE: "JPEG/PNG"}
 
 
 def for_file(path: Path) -> str:
-    """The mode of the shipped model that fits a file: RAW files go to the packed Bayer model,
-    JPEG/PNG/TIFF images to the sRGB one."""
-    from lowlight.raw import RAW_SUFFIXES
+    """The mode of the shipped model that fits a file: a RAW file goes to the packed mode of
+    its own sensor layout, read by LibRaw (X-Trans or Bayer; a file LibRaw cannot open goes to
+    the Bayer model, which says why it fails), JPEG/PNG/TIFF images to the sRGB one."""
+    from lowlight.raw import RAW_SUFFIXES, pattern_period
 
-    return RAW_MODE if path.suffix.lower() in RAW_SUFFIXES else IMAGE_MODE
+    if path.suffix.lower() not in RAW_SUFFIXES:
+        return IMAGE_MODE
+    period = pattern_period(path)
+    fits = [m for m in MODES.values() if isinstance(m, PackedMode) and m.period == period]
+    return fits[0].name if fits else RAW_MODE
 
 
 def get(name: str) -> InputMode:

@@ -307,7 +307,9 @@ def cut_pair(
     """(starts, dark windows, bright windows) of one pair, or why it has to be skipped.
 
     The dark windows come from the mode's input, at ``1 / mode.scale`` of the coordinates and
-    the size of the bright windows.
+    the size of the bright windows. Their starts fall on the mode's pattern period (X-Trans:
+    6x6) because its patch size and stride do (``InputMode.patch_spec``) and a packed input
+    ends on a whole period.
     """
     dark_name, scale = row[mode.dark_column], mode.scale
     if dark_name is None:
@@ -318,8 +320,10 @@ def cut_pair(
         bright = imageio.to_dtype(imageio.read_image(bright_loc), cfg.format)
     except DatasetError as exc:
         return f"pair {row['pair_id']} skipped ({dark_loc}, {bright_loc}): {exc}"
-    if bright.shape[0] // scale == dark.shape[0] and bright.shape[1] // scale == dark.shape[1]:
-        bright = bright[: scale * dark.shape[0], : scale * dark.shape[1]]  # packing drops edges
+    beyond = [b - scale * d for b, d in zip(bright.shape[:2], dark.shape[:2], strict=True)]
+    if all(0 <= extra < mode.period for extra in beyond):
+        # packing drops the edges past the last whole block of the colour pattern
+        bright = bright[: scale * dark.shape[0], : scale * dark.shape[1]]
     if bright.shape[:2] != (dark.shape[0] * scale, dark.shape[1] * scale):
         return (
             f"pair {row['pair_id']} skipped: {dark_loc} is {dark.shape[1]}x{dark.shape[0]} "

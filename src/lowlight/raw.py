@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +19,7 @@ from lowlight.errors import RawDecodeError
 from lowlight.imageio import SIGNED_FLOOR
 from lowlight.noise import dark_offset
 from lowlight.rendering import LIBRAW_GAMMA, RenderParams
+from lowlight.xtrans import PERIOD, pack_xtrans, xtrans_pattern
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,35 @@ def estimate_gain(level: float, target: float, cap: float) -> float:
     return float(np.clip(target / max(level, 1e-6), 1.0, cap))
 
 
+def normalise_mosaic(
+    mosaic: np.ndarray,
+    colors: np.ndarray,
+    black: np.ndarray,
+    white: int,
+    gain: float,
+    offset: np.ndarray | None = None,
+) -> np.ndarray:
+    """A RAW mosaic as the packed files hold it, float32: black-subtracted per colour, scaled by
+    the white level, amplified by ``gain``, clipped to [-1, 1] (``imageio.encode_signed16``).
+    Read noise below black stays negative, so that a dark area's mean stays unbiased (issue 23).
+
+    ``colors``: each pixel's colour index (LibRaw's ``raw_colors``); ``black`` the black level
+    per colour index, ``offset`` the dark level's calibrated excess over it per colour index
+    (``dark_offset``). Every packing (Bayer, X-Trans) shares it, so their values mean the same.
+    """
+    level = np.asarray(black, np.float32)[colors]
+    excess = np.float32(0.0) if offset is None else np.asarray(offset, np.float32)[colors]
+    scale = np.float32(gain) / np.maximum(np.float32(white) - level, np.float32(1.0))
+    signal = (mosaic.astype(np.float32) - level - excess) * scale
+    return np.clip(signal, SIGNED_FLOOR, 1.0)
+
+
+# A packing: (mosaic, colours, desc, black, white, gain, offset) -> the packed float32 array.
+Packing = Callable[
+    [np.ndarray, np.ndarray, str, np.ndarray, int, float, "np.ndarray | None"], np.ndarray
+]
+
+
 def pack_bayer(
     mosaic: np.ndarray,
     colors: np.ndarray,
@@ -93,14 +123,11 @@ def pack_bayer(
     offset: np.ndarray | None = None,
 ) -> np.ndarray:
     """A 2x2 Bayer mosaic -> (H/2, W/2, 4) float32, channels R, G, G, B whatever the sensor's
-    layout: black-subtracted, scaled by the white level, amplified by ``gain``, clipped to
-    [-1, 1]: what the 16-bit packed files hold (``imageio.encode_signed16``). Read noise below
-    black stays negative, so that a dark area's mean stays unbiased (issue 23).
+    layout, normalised by ``normalise_mosaic``.
 
     ``colors`` is the per-pixel colour index into ``desc`` (LibRaw's ``raw_colors`` and
-    ``color_desc``, e.g. "RGBG"); ``black`` the black level per colour index, ``offset`` the
-    dark level's calibrated excess over it per colour index (``dark_offset``). Odd edges are
-    dropped so that the output at twice the size lines up with the RGB conversion.
+    ``color_desc``, e.g. "RGBG"). Odd edges are dropped so that the output at twice the size
+    lines up with the RGB conversion.
     """
     height, width = mosaic.shape[0] // 2 * 2, mosaic.shape[1] // 2 * 2
     block = colors[:2, :2]
@@ -111,13 +138,29 @@ def pack_bayer(
         raise ValueError(f"not a 2x2 RGGB-type Bayer sensor (colours {desc!r}, block {names})")
     offsets = [divmod(int(i), 2) for i in np.argsort([BAYER_ORDER.index(n) for n in names],
                                                      kind="stable")]  # fmt: skip
-    planes = []
-    for dy, dx in offsets:
-        plane = mosaic[dy:height:2, dx:width:2].astype(np.float32)
-        level = np.float32(black[int(colors[dy, dx])])
-        excess = np.float32(0.0 if offset is None else offset[int(colors[dy, dx])])
-        planes.append((plane - level - excess) * (np.float32(gain) / max(white - level, 1.0)))
-    return np.clip(np.stack(planes, axis=-1), SIGNED_FLOOR, 1.0)
+    signal = normalise_mosaic(mosaic[:height, :width], colors[:height, :width], black, white,
+                              gain, offset)  # fmt: skip
+    return np.stack([signal[dy::2, dx::2] for dy, dx in offsets], axis=-1)
+
+
+def pack_xtrans_mosaic(
+    mosaic: np.ndarray,
+    colors: np.ndarray,
+    desc: str,
+    black: np.ndarray,
+    white: int,
+    gain: float,
+    offset: np.ndarray | None = None,
+) -> np.ndarray:
+    """An X-Trans mosaic -> (H/3, W/3, 9) float32, channels ``xtrans.XTRANS_ORDER`` at every
+    phase, normalised as ``pack_bayer`` normalises (``normalise_mosaic``). The 6x6 pattern is
+    the file's own (``colors``, ``desc``); rows and columns past the last whole 6x6 block are
+    dropped, so that the output at three times the size lines up with the RGB conversion."""
+    pattern = xtrans_pattern(colors, desc)
+    height, width = mosaic.shape[0] // PERIOD * PERIOD, mosaic.shape[1] // PERIOD * PERIOD
+    signal = normalise_mosaic(mosaic[:height, :width], colors[:height, :width], black, white,
+                              gain, offset)  # fmt: skip
+    return pack_xtrans(signal, pattern)
 
 
 # Channel order of packed Bayer arrays (the SID paper's): R, G, G, B.
@@ -128,13 +171,15 @@ def decode_packed(
     path: Path,
     gain: float | str = 1.0,
     *,
+    pack: Packing = pack_bayer,
     auto_target: float = 0.18,
     max_gain: float = 300.0,
     curve: str = "bt709",
 ) -> tuple[np.ndarray, float, int, RenderParams]:
-    """``path``'s Bayer mosaic packed (``pack_bayer``), its gain, LibRaw's flip code (0 none,
-    3 180 degrees, 5 90 CCW, 6 90 CW: how to turn the result upright) and how the file's
-    metadata renders its camera RGB (``lowlight.rendering``)."""
+    """``path``'s mosaic packed by ``pack`` (``pack_bayer``, ``pack_xtrans_mosaic``) from the
+    file's own colour layout, its gain, LibRaw's flip code (0 none, 3 180 degrees, 5 90 CCW,
+    6 90 CW: how to turn the result upright) and how the file's metadata renders its camera RGB
+    (``lowlight.rendering``)."""
     offset = dark_offset(*_camera_name(path)) if gain != 1.0 else None
     try:
         with open_raw(path) as raw:
@@ -148,12 +193,38 @@ def decode_packed(
                 gain = estimate_gain(
                     linear_level(mosaic, dark[colors], white), auto_target, max_gain
                 )
-            planes = pack_bayer(mosaic, colors, desc, black, white, float(gain), offset)
+            planes = pack(mosaic, colors, desc, black, white, float(gain), offset)
             flip = int(raw.sizes.flip)
             render = RenderParams.from_libraw(raw.camera_whitebalance, raw.color_matrix, curve)
-    except (rawpy.LibRawError, rawpy.NotSupportedError, OSError, ValueError) as exc:
-        raise RawDecodeError(f"{path}: cannot pack the Bayer mosaic ({_reason(exc)})") from exc
+    except ValueError as exc:  # the packing's own words: a layout it does not take
+        raise RawDecodeError(f"{path}: cannot pack the mosaic: {exc}") from exc
+    except (rawpy.LibRawError, rawpy.NotSupportedError, OSError) as exc:
+        raise RawDecodeError(f"{path}: cannot pack the mosaic ({_reason(exc)})") from exc
     return planes, float(gain), flip, render
+
+
+def layout_period(colors: np.ndarray) -> int:
+    """The period of a colour index map (LibRaw's ``raw_colors_visible``): 2 for a Bayer
+    sensor, 6 for X-Trans, 0 for anything else."""
+    for period in (2, PERIOD):
+        block = colors[:period, :period]
+        reps = (-(-colors.shape[0] // period), -(-colors.shape[1] // period))
+        if block.shape == (period, period) and np.array_equal(
+            np.tile(block, reps)[: colors.shape[0], : colors.shape[1]], colors
+        ):
+            return period
+    return 0
+
+
+def pattern_period(path: Path) -> int | None:
+    """The side of ``path``'s colour filter pattern as LibRaw reads it (2 for a Bayer sensor,
+    6 for X-Trans), or None when LibRaw cannot open the file (its decoder then says why)."""
+    try:
+        with rawpy.imread(str(path)) as raw:
+            pattern = raw.raw_pattern
+    except (rawpy.LibRawError, rawpy.NotSupportedError, OSError, ValueError):
+        return None
+    return None if pattern is None else int(pattern.shape[0])
 
 
 @contextlib.contextmanager
@@ -167,12 +238,14 @@ def open_raw(path: Path) -> Iterator[rawpy.RawPy]:
         yield raw
 
 
-def preview_packed(planes: np.ndarray) -> np.ndarray:
-    """A packed Bayer array as a viewable RGB image twice its size: (R, mean G, B), no white
-    balance or colour matrix, the sRGB curve approximated by a 1/2.2 power."""
-    rgb = np.stack([planes[..., 0], planes[..., 1:3].mean(axis=-1), planes[..., 3]], axis=-1)
+def preview_packed(planes: np.ndarray, order: str = "RGGB", scale: int = 2) -> np.ndarray:
+    """A packed mosaic (channels of colours ``order``) as a viewable RGB image ``scale`` times
+    its size: each colour the mean of its channels, no white balance or colour matrix, the sRGB
+    curve approximated by a 1/2.2 power."""
+    letters = np.array(list(order))
+    rgb = np.stack([planes[..., letters == c].mean(axis=-1) for c in "RGB"], axis=-1)
     rgb = np.clip(rgb, 0.0, 1.0) ** (1 / 2.2)
-    return np.repeat(np.repeat(rgb, 2, axis=0), 2, axis=1).astype(np.float32)
+    return np.repeat(np.repeat(rgb, scale, axis=0), scale, axis=1).astype(np.float32)
 
 
 def upright(image: np.ndarray, flip: int) -> np.ndarray:
@@ -224,6 +297,22 @@ def _camera_name(path: Path) -> tuple[str, int | None]:
     return camera, iso
 
 
+# LibRaw's X-Trans demosaic (xtrans_interpolate) works in 512x512 tiles and refuses a frame
+# smaller than one tile on either side (LibRawIOError); such frames (tests, the demo's tiny
+# synthetic X-T2) are demosaiced by LibRaw's LINEAR interpolation instead.
+XTRANS_DEMOSAIC_MIN = 512
+
+
+def demosaic_for(raw: rawpy.RawPy) -> rawpy.DemosaicAlgorithm | None:
+    """LibRaw's LINEAR demosaic for an X-Trans frame under 512 px on a side, else its default
+    (None: AHD for Bayer, its own 3-pass X-Trans interpolation)."""
+    pattern = raw.raw_pattern
+    small = min(raw.sizes.width, raw.sizes.height) < XTRANS_DEMOSAIC_MIN
+    if pattern is not None and pattern.shape[0] == PERIOD and small:
+        return rawpy.DemosaicAlgorithm.LINEAR
+    return None
+
+
 def decode(
     path: Path,
     gain: float | str = 1.0,
@@ -267,6 +356,7 @@ def decode(
                 # LibRaw's default 0.75 lowers the white level to a bright frame's own maximum:
                 # a brightness that depends on the image, which no model can predict.
                 adjust_maximum_thr=0.0,
+                demosaic_algorithm=demosaic_for(raw),
             )
             other = raw.other
             render = RenderParams.from_libraw(raw.camera_whitebalance, raw.color_matrix, curve)

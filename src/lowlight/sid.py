@@ -20,7 +20,10 @@ SID_NAME = re.compile(
 )
 SPLIT_BY_PREFIX = {"0": "train", "1": "test", "2": "val"}
 SPLITS = ("train", "test", "val")
-LIST_FILE = "Sony_{split}_list.txt"
+LIST_FILE = "Sony_{split}_list.txt"  # the Sony set's; a camera's own: list_file(folder, split)
+# SID's folder per camera maker: Sony/ (a7S II, Bayer) and Fuji/ (X-T2, X-Trans), each with its
+# own list files (Sony_train_list.txt, Fuji_train_list.txt ...); another maker gets its name.
+CAMERA_FOLDERS = {"Sony": "Sony", "Fujifilm": "Fuji"}
 # SID caps the amplification ratio at 300 (the largest ratio in the Sony set).
 MAX_RATIO = 300.0
 
@@ -68,7 +71,8 @@ class ListEntry:
 
 
 def parse_list_line(line: str, split: str, source: str = "<list>") -> ListEntry:
-    """``./Sony/short/00001_00_0.1s.ARW ./Sony/long/00001_00_10s.ARW ISO200 F8``."""
+    """``./Sony/short/00001_00_0.1s.ARW ./Sony/long/00001_00_10s.ARW ISO200 F8`` (the Fuji
+    lists alike: ``./Fuji/short/10003_00_0.1s.RAF ./Fuji/long/10003_00_10s.RAF ISO1000 F8``)."""
     fields = line.split()
     if len(fields) < 2:
         raise SidNameError(f"{source}: expected 'short long ISO F-number', got {line!r}")
@@ -92,6 +96,16 @@ def read_list_files(folder: storage.Location) -> dict[str, ListEntry]:
                     entry = parse_list_line(line, split, source=str(path))
                     entries[entry.short] = entry
     return entries
+
+
+def camera_folder(make: str) -> str:
+    """SID's folder (and list-file prefix) of a camera maker's frames."""
+    return CAMERA_FOLDERS.get(make, make)
+
+
+def list_file(folder: str, split: str) -> str:
+    """A camera folder's list file of ``split`` (``Fuji_test_list.txt``)."""
+    return f"{folder}_{split}_list.txt"
 
 
 def format_list_line(short: str, long: str, iso: int, fnumber: float, folder: str) -> str:

@@ -34,7 +34,8 @@ from lowlight.dng import DngMeta, write_dng
 from lowlight.errors import DatasetError
 from lowlight.imageio import write_image
 from lowlight.scenes import dead_leaves
-from lowlight.sid import SidName, format_exposure, format_list_line
+from lowlight.sid import SidName, camera_folder, format_exposure, format_list_line
+from lowlight.xtrans import PERIOD, xtrans_pattern
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +59,13 @@ def mosaic_rggb(rgb: np.ndarray) -> np.ndarray:
 
 
 def mosaic(rgb: np.ndarray, cfa: str) -> np.ndarray:
-    """Sample an HxWx3 image through a 2x2 colour filter array (``cfa`` e.g. "RGGB") -> HxW."""
+    """Sample an HxWx3 image through a 2x2 colour filter array (``cfa`` e.g. "RGGB") or a 6x6
+    X-Trans one (36 letters in reading order, tiled from the top-left pixel) -> HxW."""
     height, width, _ = rgb.shape
+    if len(cfa) == PERIOD * PERIOD:
+        block = xtrans_pattern(cfa).colors.astype(np.intp)
+        colours = np.tile(block, (-(-height // PERIOD), -(-width // PERIOD)))[:height, :width]
+        return np.take_along_axis(rgb, colours[..., None], axis=2)[..., 0]
     if height % 2 or width % 2:
         raise ValueError(f"a Bayer mosaic needs even sizes, got {height}x{width}")
     bayer = np.empty((height, width), dtype=rgb.dtype)
@@ -410,5 +416,6 @@ def write_scene(
     for index in range(frames):
         short_file = SidName(plan.scene_id, index, plan.short_exposure).stem() + short_suffix
         write_short(folder / "short" / short_file, plan.short_exposure)
-        lines.append(format_list_line(short_file, long_file, plan.iso, lens.fnumber, "Sony"))
+        lines.append(format_list_line(short_file, long_file, plan.iso, lens.fnumber,
+                                      camera_folder(profile.make)))  # fmt: skip
     return lines

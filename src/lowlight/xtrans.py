@@ -142,17 +142,17 @@ def pack_xtrans(mosaic: np.ndarray, pattern: XTransPattern) -> np.ndarray:
         raise ValueError(f"mosaic {mosaic.shape} is smaller than one 6x6 X-Trans block")
     blocks = mosaic[: rows * PERIOD, : cols * PERIOD].reshape(rows, PERIOD, cols, PERIOD)
     blocks = blocks.transpose(0, 2, 1, 3).reshape(rows, cols, PERIOD * PERIOD)
-    packed = blocks[..., pattern.source]  # rows, cols, 2, 2, 9
+    cells = blocks[..., pattern.source]  # rows, cols, 2, 2, 9
     channels = len(XTRANS_ORDER)
-    return packed.transpose(0, 2, 1, 3, 4).reshape(2 * rows, 2 * cols, channels)
+    return cells.transpose(0, 2, 1, 3, 4).reshape(2 * rows, 2 * cols, channels)
 
 
-def unpack_xtrans(packed: np.ndarray, pattern: XTransPattern) -> np.ndarray:
+def unpack_xtrans(planes: np.ndarray, pattern: XTransPattern) -> np.ndarray:
     """The inverse of ``pack_xtrans``: (2h, 2w, 9) -> the (6h, 6w) mosaic."""
-    rows, cols = packed.shape[0] // 2, packed.shape[1] // 2
-    if packed.shape != (2 * rows, 2 * cols, len(XTRANS_ORDER)):
-        raise ValueError(f"expected an (even, even, 9) packed X-Trans array, got {packed.shape}")
-    blocks = packed.reshape(rows, 2, cols, 2, -1).transpose(0, 2, 1, 3, 4).reshape(rows, cols, -1)
+    rows, cols = planes.shape[0] // 2, planes.shape[1] // 2
+    if planes.shape != (2 * rows, 2 * cols, len(XTRANS_ORDER)):
+        raise ValueError(f"expected an (even, even, 9) packed X-Trans array, got {planes.shape}")
+    blocks = planes.reshape(rows, 2, cols, 2, -1).transpose(0, 2, 1, 3, 4).reshape(rows, cols, -1)
     mosaic = blocks[..., np.argsort(pattern.source.ravel())]  # back to reading order in the block
     mosaic = mosaic.reshape(rows, cols, PERIOD, PERIOD).transpose(0, 2, 1, 3)
     return mosaic.reshape(rows * PERIOD, cols * PERIOD)

@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 from lowlight import inference, modes
-from lowlight.card import ModelCard
+from lowlight.card import ModelCard, ModelLoadError
 from lowlight.config import ConvertConfig, InferConfig, MlflowConfig, RegisterConfig, check_gain
 from lowlight.errors import ConfigError, DatasetError, scrub
 from lowlight.tiling import TileFn
@@ -34,7 +34,8 @@ def run(
 
     Writes ``<stem>_enhanced.png``, 16-bit for RAW and 16-bit inputs; a bad file is reported
     and the others go on. No ``model_location``: each file goes to the model that fits its kind
-    (``modes.for_file``: RAW or JPEG/PNG), the registry's champion of that kind's
+    (``modes.for_file``: Bayer RAW, X-Trans RAW by the file's own colour pattern, or JPEG/PNG;
+    a kind with no model fails its files, not the run), the registry's champion of that kind's
     name in ``model_names`` (input mode -> registered model) when there is one, else the model
     lowlight ships for it; the summary says which took what. A registry that was asked for (a
     ``models:/`` location, or a tracking URI set by the environment or params) and cannot be
@@ -54,9 +55,19 @@ def run(
     model_names = model_names or RegisterConfig().by_input()
     done, failed, used = [], [], {}
     for mode, group in groups.items():
-        model, card, source = load(mlflow_cfg, model_location, model_names.get(mode, ""), infer,
-                                   fallback, mode or modes.RAW_MODE)  # fmt: skip
         kind = modes.KINDS.get(mode, "")
+        try:
+            model, card, source = load(mlflow_cfg, model_location, model_names.get(mode, ""),
+                                       infer, fallback, mode or modes.RAW_MODE)  # fmt: skip
+        except ModelLoadError as exc:
+            if not mode:  # the model asked for by --model: nothing to enhance with
+                raise
+            # no model for this kind of file (lowlight ships no X-Trans model yet): its files
+            # fail with the reason, the others go on
+            log.warning("%s files (%d): %s", kind, len(group), exc)
+            failed += [f"{path}: no model for {kind} files: {exc}" for path in group]
+            used[kind] = "none"
+            continue
         used[kind] = source
         if kind:
             log.info("%s files (%d): %s", kind, len(group), source)

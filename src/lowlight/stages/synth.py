@@ -8,16 +8,19 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from lowlight import sid, storage
+from lowlight import noise, sid, storage
 from lowlight import synth as synthetic
 from lowlight.config import SynthConfig
 
-KNOWN = ("Sony/*", "Sony_*_list.txt")  # what synth writes: its output before markers
+# what synth writes (SID's Sony or Fuji layout): its output before markers
+KNOWN = ("Sony/*", "Sony_*_list.txt", "Fuji/*", "Fuji_*_list.txt")
 
 
 def run(cfg: SynthConfig, out: Path, seed: int) -> dict:
     """Write ``out/Sony/{short,long}/*.dng`` (jpeg: ``short/*.jpg``, ``long/*.png``) and the
-    three list files."""
+    three list files; the profile's camera names the folder as SID does (FujiXT2: ``Fuji/``,
+    X-Trans DNGs, ``Fuji_{train,val,test}_list.txt``)."""
+    camera = sid.camera_folder(noise.load_profile(cfg.profile).make)
     storage.check_output(out, (cfg.photos,), KNOWN)  # before the photos load
     photos = synthetic.load_photos(Path(cfg.photos) if cfg.photos else None)
     rng = np.random.default_rng(seed)
@@ -29,7 +32,7 @@ def run(cfg: SynthConfig, out: Path, seed: int) -> dict:
         for plan in tqdm(plans, desc="synth", unit="scene"):
             photo = None if plan.procedural else photos[plan.photo][1]
             lines[plan.split] += synthetic.write_scene(
-                staging / "Sony",
+                staging / camera,
                 plan,
                 photo,
                 cfg.size,
@@ -40,7 +43,7 @@ def run(cfg: SynthConfig, out: Path, seed: int) -> dict:
                 cfg,
             )
         for split, split_lines in lines.items():
-            path = staging / sid.LIST_FILE.format(split=split)
+            path = staging / sid.list_file(camera, split)
             path.write_text("".join(f"{line}\n" for line in split_lines))
     return {
         "scenes": len(plans),
@@ -49,5 +52,5 @@ def run(cfg: SynthConfig, out: Path, seed: int) -> dict:
         "splits": {split: len(v) // cfg.frames for split, v in lines.items()},
         "procedural": sum(plan.procedural for plan in plans),
         "output": cfg.output,
-        "out": str(Path(out) / "Sony"),
+        "out": str(Path(out) / camera),
     }
