@@ -48,12 +48,13 @@ def test_the_check_sees_a_branch_and_a_flag(tmp_path):
 
 
 def test_modes_by_name():
-    assert set(modes.MODES) == {"rgb", "bayer"} and modes.DEFAULT == "rgb"
+    assert set(modes.MODES) == {"rgb", "bayer", "xtrans"} and modes.DEFAULT == "rgb"
     assert modes.get("bayer").scale == 2 and modes.get("bayer").channels == 4
+    assert modes.get("xtrans").scale == 3 and modes.get("xtrans").channels == 9
     with pytest.raises(ConfigError, match="unknown input mode"):
-        modes.get("xtrans")
+        modes.get("foveon")
     with pytest.raises(ValueError, match="unknown input mode"):
-        ModelConfig(input="xtrans")
+        ModelConfig(input="foveon")
     residual = modes.get("bayer").generator_args(ModelConfig(input="bayer", residual=True))
     assert residual["skip"][1] == [0.0, 0.5, 0.5, 0.0]  # under a naive demosaic
 
@@ -61,9 +62,9 @@ def test_modes_by_name():
 @pytest.mark.parametrize("name", sorted(modes.MODES))
 def test_a_mode_owns_its_shapes_signature_and_generator(name, tmp_path):
     mode = modes.get(name)
-    spec = mode.patch_spec(32, 16, "uint8")
-    assert spec.input == name and spec.bright_shape == (32, 32, 3)
-    assert spec.dark_shape == (32 // mode.scale, 32 // mode.scale, mode.channels)
+    spec = mode.patch_spec(48, 24, "uint8")  # on every mode's pattern period (X-Trans: 6)
+    assert spec.input == name and spec.bright_shape == (48, 48, 3)
+    assert spec.dark_shape == (48 // mode.scale, 48 // mode.scale, mode.channels)
     example = mode.example_file(np.random.default_rng(0), tmp_path)  # the pyfunc's example
     path = tmp_path / ("example.dng" if mode.renders else "example.png")
     path.write_bytes(example)

@@ -160,7 +160,7 @@ def test_written_scene_is_the_sony_with_its_own_noise_per_frame(tmp_path):
 
 def test_synth_config_validates_the_camera():
     assert SynthConfig().profile == "SonyA7S2" and SynthConfig().read_noise == "tukey"
-    with pytest.raises(ValueError, match=r"Canon\.json.*known: SonyA7S2"):
+    with pytest.raises(ValueError, match=r"Canon\.json.*known: FujiXT2, SonyA7S2"):
         SynthConfig(profile="Canon")
     with pytest.raises(ValueError):
         SynthConfig(read_noise="poisson")

@@ -106,7 +106,10 @@ class SynthConfig(Section):
         0.25, ge=0, le=1, description="fraction of the training scenes that are dead-leaves "
         "images (val and test are always held-out photos)",
     )  # fmt: skip
-    profile: str = Field("SonyA7S2", description="noise profile, src/lowlight/profiles/<name>.json")
+    profile: str = Field(
+        "SonyA7S2", description="the camera: src/lowlight/profiles/<name>.json (SonyA7S2 "
+        "writes SID's Sony/, FujiXT2 SID's Fuji/ with X-Trans DNGs)",
+    )  # fmt: skip
     read_noise: Literal["tukey", "gaussian"] = Field(
         "tukey", description="read noise of the profile: ELD's Tukey-lambda or its Gaussian fit"
     )
@@ -254,7 +257,8 @@ class ModelConfig(Section):
     input: str = Field(
         modes.DEFAULT,
         description="an input mode of lowlight.modes: rgb, the amplified sRGB conversion (the "
-        "seed); bayer, the packed RAW mosaic (4 channels, half size, as in the SID paper)",
+        "seed); bayer, the packed RAW mosaic (4 channels, half size, as in the SID paper); "
+        "xtrans, the packed X-Trans mosaic (9 channels, a third of the size, SID's Fuji model)",
     )
     depth: int = Field(3, ge=1, le=6, description="U-Net levels (poolings)")
     width: int = Field(16, ge=4, description="channels of the first level, doubled per level")

@@ -329,7 +329,7 @@ class BayerMode(PackedMode):
     name = "bayer"
     channels, scale, period = 4, 2, 2
     order = "RGGB"
-    layout = "2x2 Bayer"
+    layout = "Bayer"
     skip = naive_demosaic(order)
     # The clipped encoding of lowlight before issue 23 was ".bayer.png": refused, its dark
     # areas are lifted.
