@@ -46,10 +46,14 @@ demo: install
 	@$(BIN)/python -c "import json; from lowlight.pyfunc import usage; r = json.load(open('reports/registration.json')); a = 'champion' if 'champion' in r['aliases'] else r['aliases'][0]; print(f\"  -> {r['name']} version {r['version']} {r['aliases']}: {r['gate_reason']}\"); print('  load it:', usage('models:/' + r['name'] + '@' + a))"
 	@echo "  MLflow runs:                sqlite:///mlruns/mlflow.db  (browse: .venv/bin/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db)"
 
+# A recipe's data in the current folder: synth -> convert -> pair -> patch with its params ($(1))
+DATA = lowlight synth data/synthetic $(1) && lowlight convert data/synthetic/Sony data/converted $(1) \
+  && lowlight pair data/converted data/pairs.parquet $(1) \
+  && lowlight patch data/pairs.parquet data/patches $(1)
+
 # The shipped models' recipes, one per kind of input (at most 2 hours in all on 2 CPU cores);
 # each ends in src/lowlight/pretrained/<input mode>/ with its card: commit that.
-# pretrain-srgb is not part of it yet: its model loses to LIME (docs/models.md), so it is not shipped
-pretrain: pretrain-raw
+pretrain: pretrain-raw pretrain-srgb
 
 # The RAW model's recipe (pretrain/params.yaml): every stage inside pretrain/ (at most 90
 # minutes on 2 CPU cores): an L1 model, then its adversarial fine-tune (the seed's two-step GAN,
@@ -59,8 +63,7 @@ pretrain: pretrain-raw
 # fine-tune epoch: the discriminator's step makes it ~1.4 steps/s here (L1 alone: ~11).
 GAN_FINETUNE ?= --init models --lambda-adv 1.0 --epochs 1 --lr 0.0001
 pretrain-raw: install
-	cd pretrain && lowlight synth data/synthetic && lowlight convert data/synthetic/Sony data/converted \
-	  && lowlight pair data/converted data/pairs.parquet && lowlight patch data/pairs.parquet data/patches \
+	cd pretrain && $(call DATA) \
 	  && lowlight train data/patches models --reports reports \
 	  && lowlight train data/patches models-gan --reports reports-gan $(GAN_FINETUNE) \
 	  && for m in models models-gan; do r=$${m/models/reports}; \
@@ -71,16 +74,13 @@ pretrain-raw: install
 	       --validation reports-val reports-gan-val --reproduce "make pretrain"
 	@echo "shipped: src/lowlight/pretrained/bayer/ (README.md is its card); reports: pretrain/reports*/report.md"
 
-# The sRGB model's recipe (pretrain/srgb.yaml), inside pretrain/srgb/ (at most 30 minutes on 2
-# CPU cores): dark JPEGs as a camera makes them (synth.output jpeg), one L1 model, evaluated on
-# test against the tools a user would reach for (gamma+CLAHE, LIME, each then BM3D), shipped
-# to src/lowlight/pretrained/rgb/.
+# The sRGB model's recipe (pretrain/srgb.yaml), inside pretrain/srgb/ (about 35 minutes on 2
+# CPU cores): dark JPEGs as a camera makes them (synth.output jpeg), one L1 model,
+# evaluated on test against the tools a user would reach for (gamma+CLAHE, LIME, each then
+# BM3D), shipped to src/lowlight/pretrained/rgb/.
 SRGB_RECIPE ?= --params ../srgb.yaml
 pretrain-srgb: install
-	mkdir -p pretrain/srgb && cd pretrain/srgb && lowlight synth data/synthetic $(SRGB_RECIPE) \
-	  && lowlight convert data/synthetic/Sony data/converted $(SRGB_RECIPE) \
-	  && lowlight pair data/converted data/pairs.parquet $(SRGB_RECIPE) \
-	  && lowlight patch data/pairs.parquet data/patches $(SRGB_RECIPE) \
+	mkdir -p pretrain/srgb && cd pretrain/srgb && $(call DATA,$(SRGB_RECIPE)) \
 	  && lowlight train data/patches models --reports reports $(SRGB_RECIPE) \
 	  && lowlight evaluate models data/pairs.parquet --out reports $(SRGB_RECIPE) \
 	  && lowlight export pretrained models reports $(SRGB_RECIPE) --reproduce "make pretrain-srgb"
@@ -90,10 +90,7 @@ pretrain-srgb: install
 # compare its report with pretrain/reports' before shipping it (the command it prints).
 GPU_RECIPE ?= --params ../gpu.yaml
 pretrain-gpu: install
-	mkdir -p pretrain/gpu && cd pretrain/gpu && lowlight synth data/synthetic $(GPU_RECIPE) \
-	  && lowlight convert data/synthetic/Sony data/converted $(GPU_RECIPE) \
-	  && lowlight pair data/converted data/pairs.parquet $(GPU_RECIPE) \
-	  && lowlight patch data/pairs.parquet data/patches $(GPU_RECIPE) \
+	mkdir -p pretrain/gpu && cd pretrain/gpu && $(call DATA,$(GPU_RECIPE)) \
 	  && lowlight train data/patches models --reports reports $(GPU_RECIPE) \
 	  && lowlight train data/patches models-gan --reports reports-gan $(GAN_FINETUNE) $(GPU_RECIPE) \
 	  && for m in models models-gan; do r=$${m/models/reports}; \

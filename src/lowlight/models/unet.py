@@ -37,10 +37,8 @@ class UNetGenerator(nn.Module):
         skip: list[list[float]] | None = None,
     ):
         super().__init__()
-        if skip is None and residual:
-            if scale != 1 or in_channels != out_channels:
-                raise ValueError("a residual U-Net of another scale or channels needs its skip")
-            skip = torch.eye(in_channels).tolist()
+        if skip is None and residual and (scale != 1 or in_channels != out_channels):
+            raise ValueError("a residual U-Net of another scale or channels needs its skip")
         self.config = {
             "in_channels": in_channels,
             "out_channels": out_channels,
