@@ -49,7 +49,7 @@ def test_bad_cards_are_one_line_errors(tmp_path):
     (tmp_path / card.CARD).write_text(json.dumps({"architecture": "UNetGenerator"}))
     with pytest.raises(ModelLoadError, match="not a lowlight model card"):
         ModelCard.load(tmp_path)
-    make_card(input="xtrans").save(tmp_path)
+    make_card(input="foveon").save(tmp_path)
     with pytest.raises(Exception, match="unknown input mode"):
         ModelCard.load(tmp_path)
 

@@ -109,8 +109,9 @@ def test_enhance_keeps_folders_when_names_collide(cli, tiny_models, tmp_path):
         (tmp_path / camera).mkdir()
         cv2.imwrite(str(tmp_path / camera / "IMG_0001.png"), np.full((20, 24, 3), level, np.uint8))
     cv2.imwrite(str(tmp_path / "a/IMG_0001.jpg"), np.full((20, 24, 3), 50, np.uint8))
+    # --ratio 1: as they are (auto would expose all three to one level)
     result = cli("enhance", tmp_path / "a", tmp_path / "b", "--model", tiny_models,
-                 "--out", tmp_path / "out")  # fmt: skip
+                 "--out", tmp_path / "out", "--ratio", "1")  # fmt: skip
     assert result.exit_code == 0, result.output
     out = sorted(str(p.relative_to(tmp_path / "out")) for p in (tmp_path / "out").rglob("*.png"))
     assert out == ["a/IMG_0001_jpg_enhanced.png", "a/IMG_0001_png_enhanced.png",

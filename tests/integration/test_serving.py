@@ -15,8 +15,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
-from lowlight import imageio, stages
+from lowlight import imageio, isp, stages
 from lowlight.config import EvaluateConfig, MlflowConfig, RegisterConfig
 
 from .conftest import free_port, wait_for
@@ -83,4 +84,6 @@ def test_mlflow_models_serve_answers_files_with_enhanced_pngs(tiny_models, sony,
     assert served.dtype == np.uint16 and served.shape == expected.shape
     assert np.abs(served.astype(int) - expected.astype(int)).max() <= 257  # within 1/255
     light = imageio.decode_image(base64.b64decode(rows[2]["png"]))
-    assert light.shape == (20, 30, 3) and rows[2]["gain"] == 1.0
+    # a dark PNG is exposed as convert exposes it: to the metered mean linear level
+    metered = 0.18 / isp.level(np.full((1, 1, 3), 40 / 255))
+    assert light.shape == (20, 30, 3) and rows[2]["gain"] == pytest.approx(metered, rel=1e-4)
