@@ -53,15 +53,14 @@ def picture(
 
     table_, converted = pairs.read_pairs(run / "data/pairs.parquet")
     row = next(r for r in table_.to_pylist() if r["pair_id"] == pair_id)
-    shot = conversion.read_shots(run / converted).get(row["dark"], conversion.Shot(row["ratio"]))
+    shot = conversion.shot_of(row, conversion.read_shots(run / converted))
     fn, model_card = inference.load_model(card.shipped(input_mode), "cpu")
     mode = model_card.mode
     model_input, dark, bright = evaluation.load_pair(row, run / converted, mode, (256, 384))
     out = inference.enhance(model_input, fn, 640, None, 1, model_card.multiple)
     model = mode.finish(out, evaluation.row_render(row))
-    taken = shot.as_taken(dark)  # a JPEG's baselines start from it too, as evaluate's do
-    base = baselines.BASELINES[baseline](taken if shot.picture else dark)
-    columns = [("dark input", taken), (baseline, base),
+    base = baselines.BASELINES[baseline](shot.for_baselines(dark))  # as evaluate's do
+    columns = [("dark input", shot.as_taken(dark)), (baseline, base),
                ("shipped model", model), ("ground truth", bright)]  # fmt: skip
     grid = evaluation.comparison_grid(columns, zoom=3)
     ok, data = cv2.imencode(".jpg", cv2.cvtColor(grid, cv2.COLOR_RGB2BGR),
@@ -108,8 +107,7 @@ def sigma_study(
         dark, bright = (modes.to_unit(imageio.read_image(run / converted / row[k]))
                         for k in ("dark", "bright"))  # fmt: skip
         dark, bright = (evaluation.crop_center(a, (256, 384)) for a in (dark, bright))
-        shot = shots.get(row["dark"], conversion.Shot(row["ratio"]))
-        base = baselines.BASELINES[brighten](shot.as_taken(dark) if shot.picture else dark)
+        base = baselines.BASELINES[brighten](conversion.shot_of(row, shots).for_baselines(dark))
         for scale in scales:
             found[f"x{scale:g}"].append(
                 metrics.psnr(baselines.amplify_bm3d(base, sigma_scale=scale), bright)

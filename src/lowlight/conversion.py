@@ -309,12 +309,22 @@ class Shot:
             return isp.expose(image, 1.0 / self.gain)
         return linear_to_srgb(srgb_to_linear(image) / self.gain)
 
+    def for_baselines(self, image: np.ndarray) -> np.ndarray:
+        """What the classical baselines start from: a JPEG as taken (the user's tools brighten
+        it themselves), a RAW conversion as converted (amplified by its ratio)."""
+        return self.as_taken(image) if self.picture else image
+
 
 def read_shots(converted_dir: Location) -> dict[str, Shot]:
     """Each converted file's ``Shot``, from the manifest."""
     manifest, _ = read_manifest(converted_dir)
     return {r["output"]: Shot(r["gain"], r["camera"] == IMAGE_CAMERA)
             for r in manifest.to_pylist() if r["status"] == "ok"}  # fmt: skip
+
+
+def shot_of(row: dict, shots: dict[str, Shot]) -> Shot:
+    """A pair's dark frame's ``Shot`` (by default: amplified by the pair's ratio)."""
+    return shots.get(row["dark"], Shot(row["ratio"]))
 
 
 def decode_picture(

@@ -15,7 +15,7 @@ from tqdm import tqdm
 from lowlight import imageio, metrics, storage
 from lowlight.card import ModelCard
 from lowlight.config import EvaluateConfig, MlflowConfig
-from lowlight.conversion import Shot
+from lowlight.conversion import Shot, shot_of
 from lowlight.errors import DatasetError
 from lowlight.modes import InputMode, to_unit
 from lowlight.rendering import RenderParams
@@ -232,8 +232,7 @@ def score_pairs(
     scores, grids = [], []
     for row in tqdm(rows, desc="evaluate", unit="pair"):
         model_input, dark, bright = load_pair(row, converted, mode, cfg.crop)
-        shot = shots.get(row["dark"], Shot(row["ratio"]))
-        taken = shot.as_taken(dark)
+        shot = shot_of(row, shots)
         reference_brisque = metrics.brisque(bright)  # what "natural" reads on these scenes
         outputs = {}
         for name, method in methods.items():
@@ -241,7 +240,7 @@ def score_pairs(
             if name == "model":  # the mode's input, and its output as the file renders it
                 outputs[name] = mode.finish(method(model_input), row_render(row))
             else:
-                outputs[name] = method(taken if shot.picture else dark)
+                outputs[name] = method(shot.for_baselines(dark))
             seconds = time.perf_counter() - start
             scores.append(
                 {
@@ -254,7 +253,7 @@ def score_pairs(
                     "ms_per_mp": 1000 * seconds / megapixels(dark),
                 }
             )
-        columns = [("dark input", taken)]
+        columns = [("dark input", shot.as_taken(dark))]
         columns += [(name, image) for name, image in outputs.items()]
         columns += [("ground truth", bright)]
         grid = grids_dir / f"{row['pair_id']}.png"

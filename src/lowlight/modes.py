@@ -237,9 +237,9 @@ class PackedMode(InputMode):
 
     def wrong_layout(self, period: int) -> str:
         """Why a file whose colour pattern repeats every ``period`` pixels is refused."""
-        fits = [m for m in MODES.values() if isinstance(m, PackedMode) and m.period == period]
-        found = f"is {fits[0].layout}" if fits else "repeats neither every 2 nor every 6 pixels"
-        hint = f"; use model.input {fits[0].name}" if fits else ""
+        fits = packed_mode_of(period)
+        found = f"is {fits.layout}" if fits else "repeats neither every 2 nor every 6 pixels"
+        hint = f"; use model.input {fits.name}" if fits else ""
         return (f"the sensor {found}, not {self.layout}: model.input {self.name} packs "
                 f"{self.layout} mosaics only{hint}")  # fmt: skip
 
@@ -410,9 +410,14 @@ def for_file(path: Path) -> str:
 
     if path.suffix.lower() not in RAW_SUFFIXES:
         return IMAGE_MODE
-    period = pattern_period(path)
-    fits = [m for m in MODES.values() if isinstance(m, PackedMode) and m.period == period]
-    return fits[0].name if fits else RAW_MODE
+    fits = packed_mode_of(pattern_period(path))
+    return fits.name if fits else RAW_MODE
+
+
+def packed_mode_of(period: int | None) -> PackedMode | None:
+    """The packed RAW mode of a sensor whose colour pattern repeats every ``period`` pixels."""
+    return next((m for m in MODES.values() if isinstance(m, PackedMode) and m.period == period),
+                None)  # fmt: skip
 
 
 def get(name: str) -> InputMode:
