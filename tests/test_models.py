@@ -61,3 +61,25 @@ def test_discriminator_gives_one_logit_per_pair_at_any_patch_size(size):
 def test_defaults_take_three_channel_input():
     assert UNetGenerator().encoders[0][0].in_channels == 3
     assert ConvDiscriminator().features[0].in_channels == 6
+
+
+def test_unshuffled_generator_runs_at_half_size_and_keeps_any_shape():
+    """unshuffle 2: the first level sees 2x2 pixel blocks as 12 channels at half the size; the
+    output is full size again, tiles step by 2 x 2**depth, and the card rebuilds it."""
+    torch.manual_seed(0)
+    generator = UNetGenerator(depth=2, width=8, residual=True, unshuffle=2).eval()
+    assert generator.encoders[0][0].in_channels == 12 and generator.multiple == 8
+    sizes = []
+    generator.encoders[0].register_forward_hook(lambda m, a, out: sizes.append(out.shape[-2:]))
+    x = torch.rand(1, 3, 37, 53)
+    assert generator(x).shape == x.shape
+    assert sizes == [(20, 28)]  # padded to 40 x 56, then halved
+    rebuilt = build_generator(generator.config)
+    rebuilt.load_state_dict(generator.state_dict())
+    assert generator.config["unshuffle"] == 2 and torch.equal(rebuilt(x), generator(x))
+    # untrained, the head starts with equal sub-pixels (ICNR): no checkerboard
+    head = generator.head[0].weight.view(3, 4, -1)
+    assert torch.equal(head, head[:, :1].expand_as(head))
+    assert "unshuffle" not in UNetGenerator(depth=2, width=8).config  # older cards unchanged
+    with pytest.raises(ValueError, match="packed already"):
+        UNetGenerator(4, 3, depth=2, width=8, scale=2, unshuffle=2)

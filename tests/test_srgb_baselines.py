@@ -94,7 +94,7 @@ def test_gamma_leaves_a_bright_frame_and_stops_at_its_floor_on_a_black_one():
     assert baselines.brightening_gamma(np.zeros((4, 4, 3), np.float32)) == baselines.GAMMA_RANGE[0]
 
 
-@pytest.mark.parametrize("name", ["gamma+clahe", "lime"])
+@pytest.mark.parametrize("name", ["exposure", "gamma+clahe", "lime"])
 def test_bm3d_variants_lower_the_error_of_a_noisy_dark_frame(name):
     clean = noisy_scene()[0] * 0.12  # a smooth scene: BM3D helps at any sane sigma scale
     noise = gaussian_filter(np.random.default_rng(2).normal(size=clean.shape), (0.7, 0.7, 0))
@@ -110,3 +110,23 @@ def test_evaluate_accepts_the_srgb_baselines_by_name():
     assert EvaluateConfig(baselines=["amplify", *SRGB]).baselines == ["amplify", *SRGB]
     with pytest.raises(ValidationError, match="unknown baseline"):
         EvaluateConfig(baselines=["lime+clahe"])
+
+
+def test_exposure_meters_a_dark_photo_to_mid_grey_as_convert_exposes_it():
+    """exposure: the sRGB model's own input, as convert makes it (auto gain in linear light)."""
+    from lowlight import isp
+    from lowlight.config import ConvertConfig
+    from lowlight.conversion import expose_picture
+
+    dark = dark_photo(level=0.25)
+    out = baselines.exposure(dark)
+    assert out.shape == dark.shape and out.dtype == np.float32
+    assert isp.level(out) == pytest.approx(baselines.EXPOSURE_TARGET, rel=0.05)  # few clipped
+    np.testing.assert_array_equal(out, expose_picture(dark, "auto", ConvertConfig())[0])
+    bright = np.full((4, 4, 3), 0.9, np.float32)  # brighter than mid grey: left as it is
+    np.testing.assert_array_equal(baselines.exposure(bright), bright)
+
+
+def test_evaluate_accepts_the_exposure_baselines():
+    names = ["exposure", "exposure+bm3d"]
+    assert EvaluateConfig(baselines=names).baselines == names

@@ -2,8 +2,9 @@
 
 Each takes the dark frame's RGB conversion (HxWx3 float in [0, 1]) and returns its estimate:
 for RAW models that conversion is ratio-amplified, so "amplify" is already bright; for sRGB
-models it is the dark JPEG as the camera wrote it (convert's gain undone), so "gamma+clahe" and
-"lime" brighten it themselves, as the tools a user would otherwise reach for. Each "+bm3d"
+models it is the dark JPEG as the camera wrote it (convert's gain undone), so "exposure",
+"gamma+clahe" and "lime" brighten it themselves, as the tools a user would otherwise reach for
+("exposure" as convert does for the sRGB model: that model's own input). Each "+bm3d"
 variant then denoises with BM3D.
 """
 
@@ -180,6 +181,28 @@ def lime(image: np.ndarray) -> np.ndarray:
     return np.clip(out, 0.0, 1.0).astype(np.float32)
 
 
+# exposure: what a photo editor's exposure control does, and the sRGB model's own input. The gain
+# brings the photo's mean linear light to 18 % grey, convert.auto_target's default and the level
+# synth meters every long exposure to; at most SID's largest ratio.
+EXPOSURE_TARGET = 0.18
+EXPOSURE_MAX_GAIN = 300.0
+
+
+def exposure(image: np.ndarray) -> np.ndarray:
+    """The photo exposed longer in its linear light (``isp.expose``) by the gain that meters it
+    to EXPOSURE_TARGET: brighter, with its noise and JPEG blocks brightened alike."""
+    from lowlight import isp
+    from lowlight.raw import estimate_gain
+
+    gain = estimate_gain(isp.level(image), EXPOSURE_TARGET, EXPOSURE_MAX_GAIN)
+    return isp.expose(np.clip(image, 0.0, 1.0), gain)
+
+
+def exposure_bm3d(image: np.ndarray) -> np.ndarray:
+    """exposure, then BM3D on the result."""
+    return amplify_bm3d(exposure(image), SRGB_BM3D_SIGMA_SCALE)
+
+
 def gamma_clahe_bm3d(image: np.ndarray) -> np.ndarray:
     """gamma+clahe, then BM3D as a user would run it on the result."""
     return amplify_bm3d(gamma_clahe(image), SRGB_BM3D_SIGMA_SCALE)
@@ -193,6 +216,8 @@ def lime_bm3d(image: np.ndarray) -> np.ndarray:
 BASELINES: dict[str, Baseline] = {
     "amplify": amplify,
     "amplify+bm3d": amplify_bm3d,
+    "exposure": exposure,
+    "exposure+bm3d": exposure_bm3d,
     "gamma+clahe": gamma_clahe,
     "gamma+clahe+bm3d": gamma_clahe_bm3d,
     "lime": lime,

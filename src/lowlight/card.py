@@ -61,9 +61,10 @@ class ModelCard:
 
     @property
     def multiple(self) -> int:
-        """What the network's input size steps by (``2**depth`` for the U-Net): where tiles
-        start so that their pooling grids are the whole image's."""
-        return 2 ** int(self.arguments.get("depth", 0))
+        """What the network's input size steps by (``2**depth`` for the U-Net, times its
+        ``unshuffle``): where tiles start so that their pooling grids are the whole image's."""
+        args = self.arguments
+        return 2 ** int(args.get("depth", 0)) * int(args.get("unshuffle", 1))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

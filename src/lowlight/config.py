@@ -265,6 +265,10 @@ class ModelConfig(Section):
     residual: bool = Field(
         False, description="predict the correction to the input (bayer: to a naive demosaic)"
     )
+    unshuffle: int = Field(
+        1, ge=1, le=4, description="rgb only: the image's s x s pixel blocks as channels (the "
+        "network runs at 1/s the size; FFDNet's sub-images), 1 = none",
+    )
     disc_width: int = Field(32, ge=4)
     disc_hidden: int = Field(256, ge=8)
     dropout: float = Field(0.3, ge=0, lt=1)
@@ -275,6 +279,13 @@ class ModelConfig(Section):
         if value not in modes.MODES:
             raise ValueError(f"unknown input mode {value!r} (known: {', '.join(modes.MODES)})")
         return value
+
+    @model_validator(mode="after")
+    def _unshuffle_full_size(self) -> ModelConfig:
+        if self.unshuffle > 1 and modes.get(self.input).scale != 1:
+            raise ValueError(f"model.unshuffle {self.unshuffle} needs a full-size input (rgb): "
+                             f"{self.input} is a packed mosaic already")  # fmt: skip
+        return self
 
 
 class TrainConfig(Section):

@@ -136,7 +136,8 @@ class InputMode:
         """The U-Net's arguments for this input."""
         return {"in_channels": self.channels, "out_channels": 3, "depth": cfg.depth,
                 "width": cfg.width, "scale": self.scale, "residual": cfg.residual,
-                **({"skip": self.skip} if cfg.residual and self.skip else {})}  # fmt: skip
+                **({"skip": self.skip} if cfg.residual and self.skip else {}),
+                **({"unshuffle": cfg.unshuffle} if cfg.unshuffle > 1 else {})}  # fmt: skip
 
     def preview(self, dark: np.ndarray) -> np.ndarray:
         """A dark input as a viewable RGB image at the output's size (sample grids)."""

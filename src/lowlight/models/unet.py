@@ -22,7 +22,7 @@ class UNetGenerator(nn.Module):
 
     Each encoder level ends in ``MaxPool2d(2, return_indices=True)``; the matching decoder level
     starts with ``MaxUnpool2d(2)`` using those indices, then concatenates the features from
-    before that pooling (the skip). ``forward`` reflect-pads to a multiple of ``2**depth`` and
+    before that pooling (the skip). ``forward`` reflect-pads to its ``multiple`` and
     crops back; ``body`` is the unpadded network (what an exporter should trace).
     """
 
@@ -35,10 +35,13 @@ class UNetGenerator(nn.Module):
         scale: int = 1,
         residual: bool = False,
         skip: list[list[float]] | None = None,
+        unshuffle: int = 1,
     ):
         super().__init__()
         if skip is None and residual and (scale != 1 or in_channels != out_channels):
             raise ValueError("a residual U-Net of another scale or channels needs its skip")
+        if unshuffle > 1 and scale != 1:
+            raise ValueError("unshuffle is for full-size inputs: a packed mosaic is packed already")
         self.config = {
             "in_channels": in_channels,
             "out_channels": out_channels,
@@ -49,6 +52,8 @@ class UNetGenerator(nn.Module):
         }
         if residual and skip is not None and (scale != 1 or in_channels != out_channels):
             self.config["skip"] = [list(map(float, row)) for row in skip]
+        if unshuffle > 1:  # absent from older cards: 1
+            self.config["unshuffle"] = unshuffle
         # residual: the output is a fixed linear map of the input channels, upsampled to the
         # output's size (nearest: a 1x1 convolution repeated over the sub-pixels, then the pixel
         # shuffle), plus the network's correction; None = the input itself
@@ -58,9 +63,15 @@ class UNetGenerator(nn.Module):
             weight = weight[..., None, None]
         self.register_buffer("skip_weight", weight, persistent=False)
         self.depth, self.scale, self.residual = depth, scale, residual
+        # unshuffle > 1: the input's s x s pixel blocks become channels before the first level
+        # and return after the last (FFDNet's sub-images, Zhang et al. 2018): the network runs
+        # at 1/s the size, so twice the width costs what the full-size network did, and every
+        # level sees s times further (JPEG's 8x8 blocks, noise correlated by demosaicing)
+        self.unshuffle = unshuffle
         widths = [width * 2**i for i in range(depth + 1)]
         self.encoders = nn.ModuleList(
-            conv_block(in_channels if i == 0 else widths[i - 1], widths[i]) for i in range(depth)
+            conv_block(in_channels * unshuffle**2 if i == 0 else widths[i - 1], widths[i])
+            for i in range(depth)
         )
         self.pool = nn.MaxPool2d(2, return_indices=True)
         self.bottleneck = conv_block(widths[depth - 1], widths[depth])
@@ -74,18 +85,19 @@ class UNetGenerator(nn.Module):
         )
         # scale > 1 (packed Bayer in, full-resolution RGB out, as in SID): scale**2 sub-pixel
         # outputs per channel, rearranged by a pixel shuffle.
+        shuffle = scale * unshuffle
         self.head = nn.Sequential(
-            nn.Conv2d(widths[0], out_channels * scale**2, 1), nn.PixelShuffle(scale)
+            nn.Conv2d(widths[0], out_channels * shuffle**2, 1), nn.PixelShuffle(shuffle)
         )
-        if scale > 1:  # ICNR (Aitken et al. 2017): sub-pixels start equal, no checkerboard
+        if shuffle > 1:  # ICNR (Aitken et al. 2017): sub-pixels start equal, no checkerboard
             conv = self.head[0]
             with torch.no_grad():
-                conv.weight.copy_(conv.weight[:: scale**2].repeat_interleave(scale**2, dim=0))
-                conv.bias.copy_(conv.bias[:: scale**2].repeat_interleave(scale**2, dim=0))
+                conv.weight.copy_(conv.weight[:: shuffle**2].repeat_interleave(shuffle**2, dim=0))
+                conv.bias.copy_(conv.bias[:: shuffle**2].repeat_interleave(shuffle**2, dim=0))
 
     @property
     def multiple(self) -> int:
-        return 2**self.depth
+        return 2**self.depth * self.unshuffle
 
     def body(self, x: torch.Tensor) -> torch.Tensor:
         """The network on an input whose H and W are multiples of ``2**depth``.
@@ -94,6 +106,8 @@ class UNetGenerator(nn.Module):
         flipped), which is easier to learn than the whole image.
         """
         inputs = x
+        if self.unshuffle > 1:
+            x = F.pixel_unshuffle(x, self.unshuffle)
         skips, indices = [], []
         for encoder in self.encoders:
             x = encoder(x)
@@ -127,5 +141,6 @@ class UNetGenerator(nn.Module):
 
 def build_generator(config: dict) -> UNetGenerator:
     """Rebuild a generator from its saved architecture config (``generator.json``)."""
-    known = {"in_channels", "out_channels", "depth", "width", "scale", "residual", "skip"}
+    known = {"in_channels", "out_channels", "depth", "width", "scale", "residual", "skip",
+             "unshuffle"}  # fmt: skip
     return UNetGenerator(**{k: v for k, v in config.items() if k in known})
