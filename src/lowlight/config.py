@@ -266,7 +266,10 @@ class ModelConfig(Section):
         False, description="predict the correction to the input (bayer: to a naive demosaic)"
     )
     unshuffle: int = Field(
-        1, ge=1, le=4, description="rgb only: the image's s x s pixel blocks as channels (the "
+        1,
+        ge=1,
+        le=4,
+        description="rgb only: the image's s x s pixel blocks as channels (the "
         "network runs at 1/s the size; FFDNet's sub-images), 1 = none",
     )
     disc_width: int = Field(32, ge=4)
