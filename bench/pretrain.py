@@ -166,14 +166,16 @@ def srgb_main(args) -> int:
     for bucket in sorted((b for b in model if b.startswith("ratio_")),
                          key=lambda b: float(b[6:])) + ["overall"]:  # fmt: skip
         best = max(metrics, key=lambda name: metrics[name][bucket]["psnr"])
-        m, b = model[bucket], metrics[best][bucket]
+        sharpest = max(metrics, key=lambda name: metrics[name][bucket]["ssim"])
+        m, b, s = model[bucket], metrics[best][bucket], metrics[sharpest][bucket]
         gain, ok = m["psnr"] - b["psnr"], m["psnr"] - b["psnr"] >= GOAL_SRGB_GAIN
-        ok = ok and m["ssim"] > b["ssim"]
+        ok = ok and m["ssim"] > s["ssim"]
         if bucket != "overall":
             met.append(ok)
         level = "1/" + bucket[6:] if bucket != "overall" else "overall"
         rows.append([level, best, f"{b['psnr']:.2f}", f"{m['psnr']:.2f}", f"{gain:+.2f}",
-                     f"{b['ssim']:.4f}", f"{m['ssim']:.4f}", m["images"], yes_no(ok)])  # fmt: skip
+                     f"{s['ssim']:.4f} ({sharpest})", f"{m['ssim']:.4f}", m["images"],
+                     yes_no(ok)])  # fmt: skip
     if args.picture:
         baseline = max(metrics, key=lambda name: metrics[name]["overall"]["psnr"])
         picture(args.picture, median_pair(SRGB_RUN / "reports", baseline), SRGB_RUN, "rgb",
@@ -184,7 +186,9 @@ def srgb_main(args) -> int:
         "The shipped sRGB model (src/lowlight/pretrained/rgb/, trained by `make pretrain-srgb` "
         "on dark JPEGs made as a camera makes them) on test scenes made from photos it never saw "
         "in any form, against the best at each darkness level of the tools a user would reach "
-        "for (gamma + CLAHE, LIME; each then BM3D), every method on the same central crop.",
+        "for (exposure, as a photo editor's exposure control gives it: the model's own input; "
+        "gamma + CLAHE; LIME; each then BM3D), every method on the same central crop. The SSIM "
+        "goal is against the highest SSIM of any of them.",
         benchlib.machine(),
         benchlib.command(args),
         f"Model: {shipped.input} U-Net {json.dumps(shipped.arguments)}: {shipped.epochs} epochs, "
@@ -193,7 +197,7 @@ def srgb_main(args) -> int:
         f"overall: {others}",
     )
     lines += table(["darkness", "best baseline", "its PSNR", "model PSNR", "gain (dB)",
-                    "its SSIM", "model SSIM", "images",
+                    "highest baseline SSIM", "model SSIM", "images",
                     f"gain >= {GOAL_SRGB_GAIN:g} dB and SSIM higher"], rows,
                    "llrrrrrrc")  # fmt: skip
     lines += [f"Every darkness level: {sum(met)} of {len(met)} met: {yes_no(all(met))}", ""]
