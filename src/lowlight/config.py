@@ -341,6 +341,13 @@ class EvaluateConfig(Section):
     # SID's authors advise leaving out these misaligned test scenes.
     exclude_scenes: list[str] = ["10034", "10045", "10172"]
     baselines: list[str] = ["amplify", "amplify+bm3d"]
+    bm3d_sigma_scale: float | None = Field(
+        None,
+        gt=0,
+        description="amplify+bm3d's scale on skimage's noise estimate; null: "
+        "baselines.BM3D_SIGMA_SCALE (chosen on the a7S II's validation frames); another camera's "
+        "is chosen on its own validation split (bench/pretrain.py sigma_study), never on test",
+    )
     split: Literal["test", "val"] = Field(
         "test", description="the pairs scored: test, or val to choose between models"
     )
