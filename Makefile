@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: venv install demo pretrain pretrain-raw pretrain-srgb pretrain-gpu test test-fast docs bench lint ui clean
+.PHONY: venv install demo pretrain pretrain-raw pretrain-srgb pretrain-xtrans pretrain-gpu test test-fast docs bench lint ui clean
 
 venv: $(BIN)/python
 
@@ -46,14 +46,17 @@ demo: install
 	@$(BIN)/python -c "import json; from lowlight.pyfunc import usage; r = json.load(open('reports/registration.json')); a = 'champion' if 'champion' in r['aliases'] else r['aliases'][0]; print(f\"  -> {r['name']} version {r['version']} {r['aliases']}: {r['gate_reason']}\"); print('  load it:', usage('models:/' + r['name'] + '@' + a))"
 	@echo "  MLflow runs:                sqlite:///mlruns/mlflow.db  (browse: .venv/bin/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db)"
 
-# A recipe's data in the current folder: synth -> convert -> pair -> patch with its params ($(1))
-DATA = lowlight synth data/synthetic $(1) && lowlight convert data/synthetic/Sony data/converted $(1) \
+# A recipe's data in the current folder: synth -> convert -> pair -> patch with its params ($(1)),
+# the camera's folder under data/synthetic ($(2): its synth.profile's, default Sony)
+DATA = lowlight synth data/synthetic $(1) \
+  && lowlight convert data/synthetic/$(or $(2),Sony) data/converted $(1) \
   && lowlight pair data/converted data/pairs.parquet $(1) \
   && lowlight patch data/pairs.parquet data/patches $(1)
 
-# The shipped models' recipes, one per kind of input (at most 2 hours in all on 2 CPU cores);
-# each ends in src/lowlight/pretrained/<input mode>/ with its card: commit that.
-pretrain: pretrain-raw pretrain-srgb
+# The shipped models' recipes, one per kind of input (at most 2 hours 45 minutes in all on 2 CPU
+# cores: RAW ~90, sRGB ~35, X-Trans ~37); each ends in src/lowlight/pretrained/<input mode>/ with
+# its card: commit that.
+pretrain: pretrain-raw pretrain-srgb pretrain-xtrans
 
 # The RAW model's recipe (pretrain/params.yaml): every stage inside pretrain/ (at most 90
 # minutes on 2 CPU cores): an L1 model, then its adversarial fine-tune (the seed's two-step GAN,
@@ -85,6 +88,18 @@ pretrain-srgb: install
 	  && lowlight evaluate models data/pairs.parquet --out reports $(SRGB_RECIPE) \
 	  && lowlight export pretrained models reports $(SRGB_RECIPE) --reproduce "make pretrain-srgb"
 	@echo "shipped: src/lowlight/pretrained/rgb/ (README.md is its card); reports: pretrain/srgb/reports/report.md"
+
+# The X-Trans model's recipe (pretrain/xtrans.yaml), inside pretrain/xtrans/ (about 37 minutes
+# on 2 CPU cores: ~25 of them training): synthetic Fujifilm X-T2 frames (synth.profile
+# FujiXT2, SID's Fuji/ folder), one L1 model on the packed 6x6 X-Trans mosaic, evaluated on
+# test against amplify and amplify+BM3D, shipped to src/lowlight/pretrained/xtrans/.
+XTRANS_RECIPE ?= --params ../xtrans.yaml
+pretrain-xtrans: install
+	mkdir -p pretrain/xtrans && cd pretrain/xtrans && $(call DATA,$(XTRANS_RECIPE),Fuji) \
+	  && lowlight train data/patches models --reports reports $(XTRANS_RECIPE) \
+	  && lowlight evaluate models data/pairs.parquet --out reports $(XTRANS_RECIPE) \
+	  && lowlight export pretrained models reports $(XTRANS_RECIPE) --reproduce "make pretrain-xtrans"
+	@echo "shipped: src/lowlight/pretrained/xtrans/ (README.md is its card); reports: pretrain/xtrans/reports/report.md"
 
 # The same recipe scaled up for one GPU (pretrain/gpu.yaml, at most 8 minutes), in pretrain/gpu/;
 # compare its report with pretrain/reports' before shipping it (the command it prints).

@@ -136,6 +136,21 @@ def test_enhance_raw_jpeg_folder_glob_and_bad_files(tiny_models, sony, tmp_path,
     assert result.exit_code == 1 and "overlap (32) must be smaller than tile (32)" in result.output
 
 
+def test_another_camera_s_bm3d_scale_is_what_amplify_bm3d_uses(tiny_models, tmp_path):
+    """evaluate.bm3d_sigma_scale (chosen on a camera's validation split, e.g. the X-T2's)
+    replaces baselines.BM3D_SIGMA_SCALE: a scale near 0 leaves BM3D nothing to remove, a huge
+    one smooths the frame away."""
+    scores = {}
+    for scale in (500.0, 1e-6):
+        run_evaluate(tiny_models, tmp_path / str(scale), bm3d_sigma_scale=scale)
+        found = json.loads((tmp_path / str(scale) / "reports/metrics.json").read_text())
+        scores[scale] = {m: found[m]["overall"]["psnr"] for m in ("amplify", "amplify+bm3d")}
+    assert scores[1e-6]["amplify+bm3d"] == pytest.approx(scores[1e-6]["amplify"], abs=0.05)
+    assert abs(scores[500.0]["amplify+bm3d"] - scores[500.0]["amplify"]) > 1.0
+    with pytest.raises(ValueError, match="greater than 0"):
+        EvaluateConfig(bm3d_sigma_scale=0)
+
+
 def test_evaluation_is_logged_to_the_training_run(tiny_models, tmp_path):
     import mlflow
 

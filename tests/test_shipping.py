@@ -16,6 +16,7 @@ from lowlight.config import (
     MlflowConfig,
     ModelConfig,
     Params,
+    RegisterConfig,
     TrainConfig,
 )
 from lowlight.errors import DatasetError
@@ -167,3 +168,33 @@ def test_export_pretrained_ships_the_gan_when_validation_favours_it_and_says_why
     with pytest.raises(DatasetError, match="--versus needs --validation"):
         shipping.ship(tiny_models, folders["reports"], Params(), "params.yaml", out=out,
                       versus=(tiny_models, folders["reports-gan"]))  # fmt: skip
+
+
+def test_an_xtrans_card_says_its_noise_is_not_calibrated_and_the_budget_counts_every_model(
+    shipped, tiny_models, monkeypatch
+):
+    """Exporting goes by the card's input mode (xtrans -> pretrained/xtrans/); the X-T2's noise
+    is the a7S II's scaled (profiles/FujiXT2.json), and the card and README say so plainly."""
+    import dataclasses
+
+    from lowlight.config import SynthConfig
+
+    fuji = shipping.camera_note(SynthConfig(profile="FujiXT2"))
+    assert fuji.startswith("Fujifilm X-T2: noise profile FujiXT2 (tukey read noise; NOT CALIBRATED")
+    assert "SonyA7S2 profile's fits scaled to the X-T2's levels" in fuji
+    sony = shipping.camera_note(SynthConfig())
+    assert sony.startswith("Sony ILCE-7SM2: noise profile SonyA7S2 (tukey read noise, calibrated)")
+    trained = card.ModelCard.load(tiny_models)
+    text = shipping.readme(dataclasses.replace(trained, input=modes.XTRANS_MODE))
+    assert text.splitlines()[0] == "# The X-Trans RAW model shipped with lowlight"
+    assert "Its noise is NOT calibrated" in text and "Fujifilm X-T2" in text
+    # over the package's budget with the models already there: refused, nothing left behind
+    out = card.SHIPPED / "other"
+    beside = sum(shipping.folder_bytes(card.SHIPPED / m) for m in ("bayer", "rgb"))
+    monkeypatch.setattr(shipping, "MAX_BYTES", beside + 1000)
+    reports = card.SHIPPED.parent / "reports"
+    with pytest.raises(DatasetError, match=r"MiB with the other shipped models, over the"):
+        shipping.ship(tiny_models, reports, Params(), "params.yaml", out=out)
+    assert not out.exists()
+    assert RegisterConfig().by_input() == {
+        "bayer": "lowlight", "xtrans": "lowlight-xtrans", "rgb": "lowlight-srgb"}  # fmt: skip

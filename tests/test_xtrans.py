@@ -143,6 +143,16 @@ def test_x_t2_profile_is_the_a7s2_scaled_to_the_x_t2_levels_and_says_so():
     assert noise.profile_of("Fujifilm X-T2") == FUJI
 
 
+def test_a_real_raf_s_upper_case_make_finds_the_profile():
+    """Real RAFs say make "FUJIFILM" (the profile: "Fujifilm"): the lookup ignores case."""
+    for camera in ("FUJIFILM X-T2", "fujifilm x-t2 ", "X-T2", "SONY ILCE-7SM2"):
+        assert noise.profile_of(camera) is not None, camera
+    assert noise.profile_of("FUJIFILM X-T2") == FUJI
+    assert noise.profile_of("FUJIFILM X-T3") is None
+    assert noise.dark_offset("FUJIFILM X-T2", 1600) == pytest.approx(
+        noise.dark_offset("Fujifilm X-T2", 1600))  # fmt: skip
+
+
 def test_noise_channels_follow_the_x_trans_layout():
     channels = noise.cfa_channels(FUJI.cfa, (8, 13))
     np.testing.assert_array_equal(channels, np.tile(XT2.colors, (2, 3))[:8, :13])

@@ -217,8 +217,12 @@ def test_an_xtrans_model_trains_and_enhances_each_file_by_its_layout(
     out = cv2.imread(str(tmp_path / "out/10001_00_0.1s_enhanced.png"), cv2.IMREAD_UNCHANGED)
     assert out.shape == (48, 72, 3) and out.dtype == np.uint16  # x3 of the packed frame
 
-    # no model named: lowlight ships no X-Trans model yet; that file fails, the Bayer one goes
-    # to the shipped Bayer model
+    # no model named and no X-Trans model shipped: that file fails, the Bayer one goes to the
+    # shipped Bayer model
+    shipped = tmp_path / "pretrained"
+    shipped.mkdir()
+    (shipped / "bayer").symlink_to(card.SHIPPED / "bayer")
+    monkeypatch.setattr(card, "SHIPPED", shipped)
     shutil.rmtree(tmp_path / "out")
     summary = enhance(dark, camera)
     assert summary["enhanced"] == 1 and summary["failed"] == 1
@@ -227,11 +231,7 @@ def test_an_xtrans_model_trains_and_enhances_each_file_by_its_layout(
     assert (tmp_path / "out/IMG_0042_enhanced.png").exists()
 
     # with an X-Trans model shipped, each file goes to the model of its own layout
-    shipped = tmp_path / "pretrained"
-    shipped.mkdir()
-    (shipped / "bayer").symlink_to(card.SHIPPED / "bayer")
     (shipped / "xtrans").symlink_to(models)
-    monkeypatch.setattr(card, "SHIPPED", shipped)
     shutil.rmtree(tmp_path / "out")
     summary = enhance(dark, camera)
     assert summary["enhanced"] == 2 and summary["failed"] == 0

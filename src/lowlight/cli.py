@@ -292,8 +292,9 @@ def enhance(
         str | None,
         typer.Option(
             help="models:/NAME@ALIAS, a models folder or an .onnx file [default: for RAW files "
-            "the registry's models:/<register.model_name>@champion, for JPEG/PNG its "
-            "<register.srgb_model_name>'s, else the model lowlight ships for them]"
+            "the registry's models:/<register.model_name>@champion, for X-Trans RAW files its "
+            "<register.xtrans_model_name>'s, for JPEG/PNG its <register.srgb_model_name>'s, "
+            "else the model lowlight ships for them]"
         ),
     ] = None,
     ratio: Annotated[

@@ -355,6 +355,13 @@ class EvaluateConfig(Section):
     # SID's authors advise leaving out these misaligned test scenes.
     exclude_scenes: list[str] = ["10034", "10045", "10172"]
     baselines: list[str] = ["amplify", "amplify+bm3d"]
+    bm3d_sigma_scale: float | None = Field(
+        None,
+        gt=0,
+        description="amplify+bm3d's scale on skimage's noise estimate; null: "
+        "baselines.BM3D_SIGMA_SCALE (chosen on the a7S II's validation frames); another camera's "
+        "is chosen on its own validation split (bench/pretrain.py sigma_study), never on test",
+    )
     split: Literal["test", "val"] = Field(
         "test", description="the pairs scored: test, or val to choose between models"
     )
@@ -385,15 +392,21 @@ class RegisterConfig(Section):
         description="the registered model enhance uses for JPEG/PNG files (an sRGB model's run "
         "registers with model_name set to it)",
     )
+    xtrans_model_name: str = Field(
+        "lowlight-xtrans",
+        description="the registered model enhance uses for X-Trans RAW files (Fujifilm; an "
+        "xtrans model's run registers with model_name set to it)",
+    )
     min_delta: float = Field(0.0, description="dB a new champion must gain over the current one")
     baseline: str = Field("amplify+bm3d", description="the classical method it must beat")
     baseline_margin: float = Field(0.0, description="dB it must beat the baseline by")
 
     def by_input(self) -> dict[str, str]:
         """The registered model enhance looks for, by the input mode that fits a file."""
-        from lowlight.modes import IMAGE_MODE, RAW_MODE
+        from lowlight.modes import IMAGE_MODE, RAW_MODE, XTRANS_MODE
 
-        return {RAW_MODE: self.model_name, IMAGE_MODE: self.srgb_model_name}
+        return {RAW_MODE: self.model_name, XTRANS_MODE: self.xtrans_model_name,
+                IMAGE_MODE: self.srgb_model_name}  # fmt: skip
 
 
 class MlflowConfig(Section):

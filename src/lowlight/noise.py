@@ -189,10 +189,12 @@ def _parse_profile(name: str, data: dict[str, Any]) -> NoiseProfile:
 
 
 def profile_of(camera: str) -> NoiseProfile | None:
-    """The bundled profile calibrated on ``camera`` ("make model", as ``raw.RawMeta.camera``)."""
+    """The bundled profile calibrated on ``camera`` ("make model", as ``raw.RawMeta.camera``),
+    in any letter case: real RAFs say "FUJIFILM" where the profile says "Fujifilm"."""
+    wanted = camera.strip().casefold()
     for name in available_profiles():
         profile = load_profile(name)
-        if camera.strip() in (f"{profile.make} {profile.model}", profile.model):
+        if wanted in (f"{profile.make} {profile.model}".casefold(), profile.model.casefold()):
             return profile
     return None
 

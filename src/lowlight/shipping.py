@@ -1,10 +1,11 @@
 """Put a trained generator into the package as a shipped model (``make pretrain``'s last step).
 
 lowlight ships one model per kind of input (``lowlight.card.SHIPPED``/<input mode>: ``bayer``
-for RAW files, ``rgb`` for JPEG/PNG). Each folder holds the weights in float16 (half the bytes,
-the same outputs to ~1e-3), the model card with the training data's provenance and test
-metrics, and README.md, the card as Markdown. ``lowlight enhance`` uses the one that fits each
-file when the registry has no champion for it, and ``train.init: shipped`` fine-tunes from it.
+for Bayer RAW files, ``xtrans`` for Fujifilm X-Trans RAW files, ``rgb`` for JPEG/PNG). Each
+folder holds the weights in float16 (half the bytes, the same outputs to ~1e-3), the model card
+with the training data's provenance and test metrics, and README.md, the card as Markdown.
+``lowlight enhance`` uses the one that fits each file when the registry has no champion for it,
+and ``train.init: shipped`` fine-tunes from it.
 """
 
 from __future__ import annotations
@@ -28,6 +29,24 @@ def capture_note(cfg: SynthConfig) -> str:
         f"f/{cfg.fnumber[1]:g} diffraction, blur radius {cfg.defocus[0]:g}-{cfg.defocus[1]:g} px, "
         f"{shake}; blackbody light {cfg.cct[0]:g}-{cfg.cct[1]:g} K, {cfg.sodium:.0%} sodium lamps"
     )
+
+
+def camera_note(cfg: SynthConfig) -> str:
+    """The camera the frames were made for and whether its noise is calibrated: a profile
+    whose source says NOT CALIBRATED (FujiXT2) is said so, in the profile's own words."""
+    import json
+
+    from lowlight import noise
+
+    profile = noise.load_profile(cfg.profile)
+    try:
+        said = str(json.loads(profile.source).get("noise", ""))
+    except (ValueError, AttributeError):  # a source given as plain text
+        said = profile.source
+    calibration = f"; {said}" if "NOT CALIBRATED" in said else ", calibrated"
+    return (f"{profile.make} {profile.model}: noise profile {cfg.profile} ({cfg.read_noise} "
+            f"read noise{calibration}), its colour matrix; other cameras through each file's "
+            "own colour metadata")  # fmt: skip
 
 
 def training_data(params: Params) -> dict:
@@ -100,8 +119,7 @@ def ship(
     provenance = {
         **trained.provenance,
         "trained on": "synthetic SID-layout frames of lowlight synth (no real photo pairs)",
-        "camera": f"noise profile {params.synth.profile} ({params.synth.read_noise} read "
-        "noise), its colour matrix; other cameras through each file's own colour metadata",
+        "camera": camera_note(params.synth),
         "data": training_data(params),
         "frames": f"{params.synth.scenes} scenes of {params.synth.size[0]}x{params.synth.size[1]}"
         f", {params.synth.frames} noise draws each, seed {params.seed}",
@@ -155,6 +173,22 @@ ABOUT = {
         "non-Bayer sensors, or on JPEG/PNG input (it enhances RAW files only; `enhance` gives "
         "JPEG/PNG files to the sRGB model). Its noise model is the a7S II's; another camera's "
         "noise differs.\n\n"
+    ),
+    modes.XTRANS_MODE: (
+        "# The X-Trans RAW model shipped with lowlight\n\n"
+        "What it is: a U-Net trained by `make pretrain-xtrans` only on synthetic low-light "
+        "frames of SID's second camera, the Fujifilm X-T2, made by `lowlight synth --profile "
+        "FujiXT2`: the X-T2's black and white levels (SID's Fuji files: 1024, 16383), its "
+        "colour matrix (LibRaw's and dcraw's table) and its 6x6 X-Trans layout, packed as SID's "
+        "Fuji network takes it (9 channels at a third of the size). `enhance` gives it the RAW "
+        "files whose own metadata says X-Trans; each file's white balance and colour matrix "
+        "render it.\n\n"
+        "Its noise is NOT calibrated: no public noise calibration of the X-T2 exists, so its "
+        "training frames carry the Sony a7S II's calibrated noise (ELD's model) scaled to the "
+        "X-T2's levels (`src/lowlight/profiles/FujiXT2.json` says how). A real X-T2's noise "
+        "differs: expect it to denoise real RAFs less well than its test figures below say.\n\n"
+        "What it is not: trained on real photo pairs (SID's Fuji set or anyone's), on Bayer "
+        "sensors (`enhance` gives those to the RAW model) or on JPEG/PNG input.\n\n"
     ),
     modes.IMAGE_MODE: (
         "# The sRGB (JPEG/PNG) model shipped with lowlight\n\n"
