@@ -52,6 +52,13 @@ def test_bad_cards_are_one_line_errors(tmp_path):
     make_card(input="foveon").save(tmp_path)
     with pytest.raises(Exception, match="unknown input mode"):
         ModelCard.load(tmp_path)
+    packed = make_card().arguments
+    make_card(arguments={**packed, "unshuffle": 2}).save(tmp_path)
+    with pytest.raises(ModelLoadError, match="unshuffle needs scale 1"):
+        ModelCard.load(tmp_path)
+    rgb = {**packed, "in_channels": 3, "scale": 1}
+    make_card(input="rgb", arguments={**rgb, "unshuffle": 2}).save(tmp_path)
+    assert ModelCard.load(tmp_path).multiple == 8  # 2**depth x unshuffle
 
 
 def test_load_generator_and_copy_model(tmp_path):

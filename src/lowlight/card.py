@@ -132,7 +132,7 @@ class ModelCard:
 # What a card may ask the generator to be: the limits keep a bad or hostile card from
 # allocating without bound (width 100000 asked for ~360 GB). (low, high) per integer argument.
 ARGUMENT_LIMITS = {"in_channels": (1, 16), "out_channels": (1, 16), "depth": (1, 6),
-                   "width": (4, 256), "scale": (1, 4)}  # fmt: skip
+                   "width": (4, 256), "scale": (1, 4), "unshuffle": (1, 4)}  # fmt: skip
 ARCHITECTURES = ("UNetGenerator",)
 # The most parameters a card may ask for, whatever its arguments: each argument within its limits
 # can still ask for billions together (width 256 x depth 6: 7.4e9, ~30 GB to build). 150 million
@@ -161,6 +161,8 @@ def card_problem(card: ModelCard) -> str:
         value = card.arguments.get(name)
         if value is not None and (not _integer(value) or not low <= value <= high):
             return f"arguments.{name} must be an integer in [{low}, {high}], got {value!r}"
+    if card.arguments.get("unshuffle", 1) > 1 and card.arguments.get("scale", 1) > 1:
+        return "arguments.unshuffle needs scale 1: a packed mosaic is packed already"
     if not isinstance(card.arguments.get("residual", False), bool):
         return f"arguments.residual must be true or false, got {card.arguments['residual']!r}"
     skip = card.arguments.get("skip")
