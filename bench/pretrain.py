@@ -62,10 +62,15 @@ def picture(
     shot = conversion.shot_of(row, conversion.read_shots(run / converted))
     fn, model_card = inference.load_model(card.shipped(input_mode), "cpu")
     mode = model_card.mode
-    model_input, dark, bright = evaluation.load_pair(row, run / converted, mode, (256, 384))
+    crop = (256, 384)
+    model_input, whole, bright = evaluation.load_pair(row, run / converted, mode, None)
+    model_input, bright = evaluation.crop_input(model_input, mode, crop), evaluation.crop_rgb(
+        bright, mode, crop)  # fmt: skip
+    dark = evaluation.crop_rgb(whole, mode, crop)
     out = inference.enhance(model_input, fn, 640, None, 1, model_card.multiple)
     model = mode.finish(out, evaluation.row_render(row))
-    base = baselines.BASELINES[baseline](shot.for_baselines(dark))  # as evaluate's do
+    method = baselines.BASELINES[baseline]  # as evaluate runs it
+    base = method.denoise(evaluation.brightened(method, shot, whole, mode, crop))
     columns = [("dark input", shot.as_taken(dark)), (baseline, base),
                ("shipped model", model), ("ground truth", bright)]  # fmt: skip
     grid = evaluation.comparison_grid(columns, zoom=3)
@@ -110,10 +115,12 @@ def sigma_study(
     rows = [r for r in table_.to_pylist() if r["split"] == "val" and "_00_" in r["pair_id"]]
     found: dict[str, list[float]] = {f"x{s:g}": [] for s in scales}
     for row in rows:
-        dark, bright = (modes.to_unit(imageio.read_image(run / converted / row[k]))
-                        for k in ("dark", "bright"))  # fmt: skip
-        dark, bright = (evaluation.crop_center(a, (256, 384)) for a in (dark, bright))
-        base = baselines.BASELINES[brighten](conversion.shot_of(row, shots).for_baselines(dark))
+        whole, bright = (modes.to_unit(imageio.read_image(run / converted / row[k]))
+                         for k in ("dark", "bright"))  # fmt: skip
+        bright = evaluation.crop_center(bright, (256, 384))
+        shot = conversion.shot_of(row, shots)  # brightened as evaluate does: the whole frame
+        base = evaluation.brightened(baselines.BASELINES[brighten], shot, whole,
+                                     modes.get("rgb"), (256, 384))  # fmt: skip
         for scale in scales:
             found[f"x{scale:g}"].append(
                 metrics.psnr(baselines.amplify_bm3d(base, sigma_scale=scale), bright)

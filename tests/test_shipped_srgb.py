@@ -53,7 +53,10 @@ def test_enhance_takes_the_shipped_srgb_model_and_both_darknesses_come_out_well_
         # well exposed: the metered level, as the bright photo is (less what it clips)
         assert isp.level(out) == pytest.approx(isp.level(truth), rel=0.2), darkness
         dark = imageio.read_image(shots[darkness]) / 255.0
-        assert metrics.psnr(out, truth) > max(20.0, metrics.psnr(dark, truth) + 5.0), darkness
+        # well above the dark JPEG; the floors sit below the test JPEGs' means (BENCHMARKS.md
+        # "pretrain-srgb": about 32 dB at 1/4, 18.6 at 1/64; one 96x144 crop varies by 2-3 dB)
+        floor = {4: 28.0, 64: 16.0}[darkness]
+        assert metrics.psnr(out, truth) > max(floor, metrics.psnr(dark, truth) + 5.0), darkness
 
 
 def test_the_registered_srgb_model_enhances_as_enhance_does(shots, tmp_path, monkeypatch):

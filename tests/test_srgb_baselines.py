@@ -130,3 +130,21 @@ def test_exposure_meters_a_dark_photo_to_mid_grey_as_convert_exposes_it():
 def test_evaluate_accepts_the_exposure_baselines():
     names = ["exposure", "exposure+bm3d"]
     assert EvaluateConfig(baselines=names).baselines == names
+
+
+def test_evaluate_brightens_the_whole_photo_and_denoises_its_crop():
+    """A user's tool meters the whole photo: the exposure of a crop darker than its frame is
+    the frame's exposure cut, not the crop metered on its own (brighter)."""
+    from lowlight import evaluation, modes
+    from lowlight.conversion import Shot
+
+    whole = dark_photo(96, 144, level=0.2)
+    whole[:, :40] = 0.6 * whole[:, :40] + 0.4  # a bright band outside the crop
+    crop = (48, 64)
+    method = baselines.BASELINES["exposure"]
+    cut = evaluation.brightened(method, Shot(1.0, picture=True), whole, modes.get("rgb"), crop)
+    np.testing.assert_array_equal(cut, evaluation.crop_center(method(whole), crop))
+    alone = method(evaluation.crop_center(whole, crop))
+    assert alone.mean() > cut.mean() + 0.05
+    assert baselines.BASELINES["exposure+bm3d"].bm3d_scale == baselines.SRGB_BM3D_SIGMA_SCALE
+    assert baselines.BASELINES["amplify+bm3d"].at_scale(6).bm3d_scale == 6

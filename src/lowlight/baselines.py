@@ -11,10 +11,9 @@ variant then denoises with BM3D.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 import numpy as np
-
-Baseline = Callable[[np.ndarray], np.ndarray]
 
 # scikit-image's estimate_sigma (wavelet MAD of the finest scale) reads the noise of amplified,
 # demosaiced, JPEG-compressed dark frames far too low: demosaicing and JPEG make the noise
@@ -198,28 +197,33 @@ def exposure(image: np.ndarray) -> np.ndarray:
     return isp.expose(np.clip(image, 0.0, 1.0), gain)
 
 
-def exposure_bm3d(image: np.ndarray) -> np.ndarray:
-    """exposure, then BM3D on the result."""
-    return amplify_bm3d(exposure(image), SRGB_BM3D_SIGMA_SCALE)
+@dataclass(frozen=True)
+class Baseline:
+    """A brightening step over the whole photo (a user's tool meters the whole frame), then,
+    with ``bm3d_scale``, BM3D at that scale of the noise estimate. evaluate brightens whole
+    frames and denoises only its crop: BM3D is slow, brightening is not."""
 
+    brighten: Callable[[np.ndarray], np.ndarray]
+    bm3d_scale: float | None = None
 
-def gamma_clahe_bm3d(image: np.ndarray) -> np.ndarray:
-    """gamma+clahe, then BM3D as a user would run it on the result."""
-    return amplify_bm3d(gamma_clahe(image), SRGB_BM3D_SIGMA_SCALE)
+    def denoise(self, image: np.ndarray) -> np.ndarray:
+        return image if self.bm3d_scale is None else amplify_bm3d(image, self.bm3d_scale)
 
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        return self.denoise(self.brighten(image))
 
-def lime_bm3d(image: np.ndarray) -> np.ndarray:
-    """LIME, then BM3D on the result (the paper denoises Y and blends by T; a user runs BM3D)."""
-    return amplify_bm3d(lime(image), SRGB_BM3D_SIGMA_SCALE)
+    def at_scale(self, bm3d_scale: float) -> Baseline:
+        """The same baseline with another camera's BM3D scale (``evaluate.bm3d_sigma_scale``)."""
+        return replace(self, bm3d_scale=bm3d_scale)
 
 
 BASELINES: dict[str, Baseline] = {
-    "amplify": amplify,
-    "amplify+bm3d": amplify_bm3d,
-    "exposure": exposure,
-    "exposure+bm3d": exposure_bm3d,
-    "gamma+clahe": gamma_clahe,
-    "gamma+clahe+bm3d": gamma_clahe_bm3d,
-    "lime": lime,
-    "lime+bm3d": lime_bm3d,
+    "amplify": Baseline(amplify),
+    "amplify+bm3d": Baseline(amplify, BM3D_SIGMA_SCALE),
+    "exposure": Baseline(exposure),
+    "exposure+bm3d": Baseline(exposure, SRGB_BM3D_SIGMA_SCALE),
+    "gamma+clahe": Baseline(gamma_clahe),
+    "gamma+clahe+bm3d": Baseline(gamma_clahe, SRGB_BM3D_SIGMA_SCALE),
+    "lime": Baseline(lime),
+    "lime+bm3d": Baseline(lime, SRGB_BM3D_SIGMA_SCALE),
 }

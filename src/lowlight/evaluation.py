@@ -13,6 +13,7 @@ import numpy as np
 from tqdm import tqdm
 
 from lowlight import imageio, metrics, storage
+from lowlight.baselines import Baseline
 from lowlight.card import ModelCard
 from lowlight.config import EvaluateConfig, MlflowConfig
 from lowlight.conversion import Shot, shot_of
@@ -203,18 +204,36 @@ def load_pair(
     model_input, scale = mode.model_input(dark, row, converted), mode.scale
     size = (scale * model_input.shape[0], scale * model_input.shape[1])
     dark, bright = dark[: size[0], : size[1]], bright[: size[0], : size[1]]
-    small = (crop[0] // scale, crop[1] // scale) if crop else None
-    step = mode.period // scale  # in input pixels: the colour pattern's phase kept
     return (
-        crop_center(model_input, small, 1, step),
-        crop_center(dark, crop, scale, step),
-        crop_center(bright, crop, scale, step),
+        crop_input(model_input, mode, crop),
+        crop_rgb(dark, mode, crop),
+        crop_rgb(bright, mode, crop),
     )
+
+
+def crop_rgb(image: np.ndarray, mode: InputMode, crop: tuple[int, int] | None) -> np.ndarray:
+    """An RGB frame's central ``crop``, aligned with ``crop_input``'s."""
+    return crop_center(image, crop, mode.scale, mode.period // mode.scale)
+
+
+def crop_input(image: np.ndarray, mode: InputMode, crop: tuple[int, int] | None) -> np.ndarray:
+    """A model input's central ``crop`` (given in output pixels), on the colour pattern's
+    period (in input pixels, so its phase is kept)."""
+    small = (crop[0] // mode.scale, crop[1] // mode.scale) if crop else None
+    return crop_center(image, small, 1, mode.period // mode.scale)
 
 
 def row_render(row: dict) -> RenderParams | None:
     """The dark frame's rendering parameters, as a user's file of it would give them."""
     return RenderParams.from_dict(json.loads(row["dark_render"])) if row["dark_render"] else None
+
+
+def brightened(
+    method: Baseline, shot: Shot, whole: np.ndarray, mode: InputMode, crop: tuple[int, int] | None
+) -> np.ndarray:
+    """A baseline's brightening of the whole dark frame as its tools get it (``Shot``), cut to
+    the evaluation crop: a user's tool meters the whole photo, not the crop."""
+    return crop_rgb(method.brighten(shot.for_baselines(whole)), mode, crop)
 
 
 def score_pairs(
@@ -225,13 +244,17 @@ def score_pairs(
 
     The model gets the mode's input; the baselines the RGB conversion of the same frame, or
     for a JPEG/PNG the dark photo as it was taken (they brighten it themselves, as a user's
-    tools would). ``shots``: how convert brightened each converted file (the grid shows the
-    dark input as it was before; default: by the pair's ratio).
+    tools would). A ``Baseline`` brightens the whole frame, as a user's tool meters the whole
+    photo, and BM3D (slow) runs on the evaluation crop only. ``shots``: how convert brightened
+    each converted file (the grid shows the dark input as it was before; default: by the
+    pair's ratio).
     """
     shots = shots or {}
     scores, grids = [], []
     for row in tqdm(rows, desc="evaluate", unit="pair"):
-        model_input, dark, bright = load_pair(row, converted, mode, cfg.crop)
+        model_input, whole, bright = load_pair(row, converted, mode, None)
+        model_input, dark = crop_input(model_input, mode, cfg.crop), crop_rgb(whole, mode, cfg.crop)
+        bright = crop_rgb(bright, mode, cfg.crop)
         shot = shot_of(row, shots)
         reference_brisque = metrics.brisque(bright)  # what "natural" reads on these scenes
         outputs = {}
@@ -239,6 +262,8 @@ def score_pairs(
             start = time.perf_counter()
             if name == "model":  # the mode's input, and its output as the file renders it
                 outputs[name] = mode.finish(method(model_input), row_render(row))
+            elif isinstance(method, Baseline):
+                outputs[name] = method.denoise(brightened(method, shot, whole, mode, cfg.crop))
             else:
                 outputs[name] = method(shot.for_baselines(dark))
             seconds = time.perf_counter() - start

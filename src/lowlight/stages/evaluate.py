@@ -21,7 +21,7 @@ def run(
     out: Path,
 ) -> dict:
     """Score the model and the baselines on ``cfg.split``; write metrics, grids and report."""
-    from lowlight.baselines import BASELINES, amplify_bm3d
+    from lowlight.baselines import BASELINES
 
     table, converted = pairs.read_pairs(pairs_loc, converted)
     rows = [
@@ -35,7 +35,7 @@ def run(
     card.mode.check_pairs(rows, pairs_loc)
     methods = {name: BASELINES[name] for name in cfg.baselines}
     if cfg.bm3d_sigma_scale is not None and "amplify+bm3d" in methods:  # another camera's scale
-        methods["amplify+bm3d"] = partial(amplify_bm3d, sigma_scale=cfg.bm3d_sigma_scale)
+        methods["amplify+bm3d"] = methods["amplify+bm3d"].at_scale(cfg.bm3d_sigma_scale)
     methods["model"] = partial(
         inference.enhance,
         model=model,
