@@ -257,16 +257,22 @@ def score_pairs(
         bright = crop_rgb(bright, mode, cfg.crop)
         shot = shot_of(row, shots)
         reference_brisque = metrics.brisque(bright)  # what "natural" reads on these scenes
-        outputs = {}
+        # each brightening once (lime and lime+bm3d share it), its time counted in both
+        outputs, bright_of = {}, {}
         for name, method in methods.items():
-            start = time.perf_counter()
+            start, shared = time.perf_counter(), 0.0
             if name == "model":  # the mode's input, and its output as the file renders it
                 outputs[name] = mode.finish(method(model_input), row_render(row))
             elif isinstance(method, Baseline):
-                outputs[name] = method.denoise(brightened(method, shot, whole, mode, cfg.crop))
+                if method.brighten not in bright_of:
+                    image = brightened(method, shot, whole, mode, cfg.crop)
+                    bright_of[method.brighten] = image, time.perf_counter() - start
+                else:
+                    shared = bright_of[method.brighten][1]
+                outputs[name] = method.denoise(bright_of[method.brighten][0])
             else:
                 outputs[name] = method(shot.for_baselines(dark))
-            seconds = time.perf_counter() - start
+            seconds = time.perf_counter() - start + shared
             scores.append(
                 {
                     "pair_id": row["pair_id"],
