@@ -200,12 +200,15 @@ def exposure(image: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Baseline:
-    """A brightening step over the whole photo (a user's tool meters the whole frame), then,
-    with ``bm3d_scale``, BM3D at that scale of the noise estimate. evaluate brightens whole
-    frames and denoises only its crop: BM3D is slow, brightening is not."""
+    """A brightening step, then, with ``bm3d_scale``, BM3D at that scale of the noise estimate.
+    ``whole``: the brightening meters the whole photo (exposure's gain, gamma's mean luma), so
+    evaluate brightens whole frames, then cuts its crop; BM3D (slow) sees the crop only. LIME's
+    map is local (a structure-aware smoothing of max-RGB), and its sparse solve grows faster
+    than the pixels (a 512x768 frame: tens of seconds), so it runs on the crop."""
 
     brighten: Callable[[np.ndarray], np.ndarray]
     bm3d_scale: float | None = None
+    whole: bool = True
 
     def denoise(self, image: np.ndarray) -> np.ndarray:
         return image if self.bm3d_scale is None else amplify_bm3d(image, self.bm3d_scale)
@@ -225,6 +228,6 @@ BASELINES: dict[str, Baseline] = {
     "exposure+bm3d": Baseline(exposure, SRGB_BM3D_SIGMA_SCALE),
     "gamma+clahe": Baseline(gamma_clahe),
     "gamma+clahe+bm3d": Baseline(gamma_clahe, SRGB_BM3D_SIGMA_SCALE),
-    "lime": Baseline(lime),
-    "lime+bm3d": Baseline(lime, SRGB_BM3D_SIGMA_SCALE),
+    "lime": Baseline(lime, whole=False),
+    "lime+bm3d": Baseline(lime, SRGB_BM3D_SIGMA_SCALE, whole=False),
 }

@@ -231,9 +231,12 @@ def row_render(row: dict) -> RenderParams | None:
 def brightened(
     method: Baseline, shot: Shot, whole: np.ndarray, mode: InputMode, crop: tuple[int, int] | None
 ) -> np.ndarray:
-    """A baseline's brightening of the whole dark frame as its tools get it (``Shot``), cut to
-    the evaluation crop: a user's tool meters the whole photo, not the crop."""
-    return crop_rgb(method.brighten(shot.for_baselines(whole)), mode, crop)
+    """A baseline's brightening of the dark frame as its tools get it (``Shot``), cut to the
+    evaluation crop: of the whole frame where it meters the whole photo (``Baseline.whole``),
+    as a user's tool does, else of the crop."""
+    if method.whole:
+        return crop_rgb(method.brighten(shot.for_baselines(whole)), mode, crop)
+    return method.brighten(shot.for_baselines(crop_rgb(whole, mode, crop)))
 
 
 def score_pairs(
