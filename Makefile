@@ -53,8 +53,8 @@ DATA = lowlight synth data/synthetic $(1) \
   && lowlight pair data/converted data/pairs.parquet $(1) \
   && lowlight patch data/pairs.parquet data/patches $(1)
 
-# The shipped models' recipes, one per kind of input (at most 2 hours 45 minutes in all on 2 CPU
-# cores: RAW ~90, sRGB ~35, X-Trans ~37); each ends in src/lowlight/pretrained/<input mode>/ with
+# The shipped models' recipes, one per kind of input (about 2 hours 50 minutes in all on 2 CPU
+# cores: RAW ~90, sRGB ~40, X-Trans ~40); each ends in src/lowlight/pretrained/<input mode>/ with
 # its card: commit that.
 pretrain: pretrain-raw pretrain-srgb pretrain-xtrans
 
@@ -77,10 +77,10 @@ pretrain-raw: install
 	       --validation reports-val reports-gan-val --reproduce "make pretrain"
 	@echo "shipped: src/lowlight/pretrained/bayer/ (README.md is its card); reports: pretrain/reports*/report.md"
 
-# The sRGB model's recipe (pretrain/srgb.yaml), inside pretrain/srgb/ (about 35 minutes on 2
-# CPU cores): dark JPEGs as a camera makes them (synth.output jpeg), one L1 model,
-# evaluated on test against the tools a user would reach for (gamma+CLAHE, LIME, each then
-# BM3D), shipped to src/lowlight/pretrained/rgb/.
+# The sRGB model's recipe (pretrain/srgb.yaml), inside pretrain/srgb/ (about 40 minutes on 2
+# CPU cores: data 3, training 20, evaluate 15-20 (BM3D)): dark JPEGs as a camera makes them
+# (synth.output jpeg), one L1 model, evaluated on test against the tools a user would reach for
+# (exposure, gamma+CLAHE, LIME, each then BM3D), shipped to src/lowlight/pretrained/rgb/.
 SRGB_RECIPE ?= --params ../srgb.yaml
 pretrain-srgb: install
 	mkdir -p pretrain/srgb && cd pretrain/srgb && $(call DATA,$(SRGB_RECIPE)) \
@@ -89,8 +89,8 @@ pretrain-srgb: install
 	  && lowlight export pretrained models reports $(SRGB_RECIPE) --reproduce "make pretrain-srgb"
 	@echo "shipped: src/lowlight/pretrained/rgb/ (README.md is its card); reports: pretrain/srgb/reports/report.md"
 
-# The X-Trans model's recipe (pretrain/xtrans.yaml), inside pretrain/xtrans/ (about 37 minutes
-# on 2 CPU cores: ~25 of them training): synthetic Fujifilm X-T2 frames (synth.profile
+# The X-Trans model's recipe (pretrain/xtrans.yaml), inside pretrain/xtrans/ (about 40 minutes
+# on 2 CPU cores: data 3, training 25, evaluate 10-20 (BM3D)): synthetic Fujifilm X-T2 frames (synth.profile
 # FujiXT2, SID's Fuji/ folder), one L1 model on the packed 6x6 X-Trans mosaic, evaluated on
 # test against amplify and amplify+BM3D, shipped to src/lowlight/pretrained/xtrans/.
 XTRANS_RECIPE ?= --params ../xtrans.yaml

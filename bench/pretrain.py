@@ -176,14 +176,16 @@ def ratio_table(rows: list[list], goal_gain: float) -> list[str]:
                  "lrrrrrrc")  # fmt: skip
 
 
-def sigma_line(run: Path, frames: str, recipe: str | None = None) -> list[str]:
+def sigma_line(
+    run: Path, frames: str, recipe: str | None = None, scales: tuple[float, ...] = SCALES
+) -> list[str]:
     """BM3D's noise scale on ``run``'s validation pairs: the best, and whether the a7S II's
     (baselines.BM3D_SIGMA_SCALE) and the one the run's evaluate used (its ``recipe``'s
     evaluate.bm3d_sigma_scale, when it sets one) are it."""
     from lowlight.baselines import BM3D_SIGMA_SCALE
     from lowlight.config import load_params
 
-    sigma = sigma_study(run=run)
+    sigma = sigma_study(scales, run=run)
     best = max(sigma, key=sigma.get)
     levels = ", ".join(f"{k} the estimate {v:.2f} dB" for k, v in sigma.items())
 
@@ -267,6 +269,8 @@ def srgb_main(args) -> int:
 
 
 XTRANS_SECTION, XTRANS_RUN = "## pretrain-xtrans", RUN / "xtrans"
+# around the recipe's x6 and the a7S II's x36: the X-T2's amplified frames are far less noisy
+XTRANS_SCALES = (3.0, 4.5, 6.0, 8.0, 12.0, 36.0)
 GOAL_XTRANS_GAIN = 1.5  # dB over amplify+BM3D at every ratio, SSIM above it (issue 26)
 GOAL_XTRANS_SPEED = 1.5  # forward time per raw megapixel at most 1.5x the Bayer model's
 
@@ -297,7 +301,7 @@ def xtrans_main(args) -> int:
         "this script",
     )
     lines += ratio_table(rows, GOAL_XTRANS_GAIN)
-    lines += sigma_line(XTRANS_RUN, "the X-T2's", "pretrain/xtrans.yaml")
+    lines += sigma_line(XTRANS_RUN, "the X-T2's", "pretrain/xtrans.yaml", XTRANS_SCALES)
     speed = xtrans_ms / bayer_ms
     lines += table(["goal", "measured", "target", "met"], [
         ["every ratio: gain and SSIM", f"{sum(met)} of {len(met)}", "all", yes_no(all(met))],
