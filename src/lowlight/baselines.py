@@ -183,9 +183,8 @@ def lime(image: np.ndarray) -> np.ndarray:
 
 # exposure: what a photo editor's exposure control does, and the sRGB model's own input. The gain
 # brings the photo's mean linear light to 18 % grey, convert.auto_target's default and the level
-# synth meters every long exposure to; at most SID's largest ratio.
+# synth meters every long exposure to; at most SID's largest ratio (convert's max_ratio).
 EXPOSURE_TARGET = 0.18
-EXPOSURE_MAX_GAIN = 300.0
 
 
 def exposure(image: np.ndarray) -> np.ndarray:
@@ -193,8 +192,9 @@ def exposure(image: np.ndarray) -> np.ndarray:
     to EXPOSURE_TARGET: brighter, with its noise and JPEG blocks brightened alike."""
     from lowlight import isp
     from lowlight.raw import estimate_gain
+    from lowlight.sid import MAX_RATIO
 
-    gain = estimate_gain(isp.level(image), EXPOSURE_TARGET, EXPOSURE_MAX_GAIN)
+    gain = estimate_gain(isp.level(image), EXPOSURE_TARGET, MAX_RATIO)
     return isp.expose(np.clip(image, 0.0, 1.0), gain)
 
 
