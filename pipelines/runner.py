@@ -144,7 +144,8 @@ def run_local_enhance(params: Params, work: Path, overrides: list[str]) -> dict:
     # what the list step would retry for minutes (a model or folder that is not there) is
     # said at once
     conversion.list_raw_files(args["source"])
-    enhance_batch.pin(args["model"], MlflowConfig.model_validate(args["mlflow"]))
+    pinned = enhance_batch.pin_models(args["model"], args["models"],
+                                      MlflowConfig.model_validate(args["mlflow"]))  # fmt: skip
     _run_locally(enhance.build(params), args, work)
     manifest = storage.join(args["output"], enhance_batch.MANIFEST)
     fs, path = storage.resolve(manifest)
@@ -152,7 +153,7 @@ def run_local_enhance(params: Params, work: Path, overrides: list[str]) -> dict:
     failed = [f"{row['error']}" for row in rows if row["status"] == enhance_batch.FAILED]
     return {
         "pipeline_root": str(work / "pipeline_root"),
-        "model": rows[0]["model"] if rows else args["model"],
+        "model": enhance_batch.describe_models(pinned),
         "files": len(rows),
         "enhanced": len(rows) - len(failed),
         "failed": len(failed),

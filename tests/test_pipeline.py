@@ -203,9 +203,11 @@ def test_cli_compiles_the_enhance_pipeline_by_name(cli, tmp_path: Path):
     spec = next(yaml.safe_load_all((tmp_path / "e.yaml").read_text()))
     assert spec["pipelineInfo"]["name"] == "lowlight-enhance"
     parameters = spec["root"]["inputDefinitions"]["parameters"]
-    assert set(parameters) == {"source", "output", "model", "ratio", "shards", "infer", "mlflow"}
+    knobs = {"source", "output", "model", "models", "ratio", "shards", "infer", "mlflow"}
+    assert set(parameters) == knobs
     assert not parameters["source"].get("isOptional") and not parameters["output"].get("isOptional")
-    assert parameters["model"]["defaultValue"] == "models:/lowlight@champion"
+    assert parameters["model"]["defaultValue"] == ""  # each file's kind to its champion
+    assert parameters["models"]["defaultValue"]["bayer"] == "models:/lowlight@champion"
     assert parameters["ratio"]["defaultValue"] == "auto"
     assert InferConfig.model_validate(parameters["infer"]["defaultValue"]) == InferConfig()
     result = cli("pipeline", "compile", tmp_path / "x.yaml", "--pipeline", "nope")
@@ -253,14 +255,27 @@ def test_enhance_arguments_are_validated_before_anything_runs():
     good = ["source=s3://b/raw", "output=s3://b/enhanced"]
     args = runner.arguments(Params(), [*good, "shards=8", "ratio=100", "infer.tile=64"], "enhance")
     assert args["shards"] == 8 and args["ratio"] == "100" and args["infer"]["tile"] == 64
-    assert args["model"] == "models:/lowlight@champion" and "overlap" not in args["infer"]
+    assert "overlap" not in args["infer"]
+    # as `lowlight enhance` does: each kind of file to its registered model's champion
+    assert args["model"] == "" and args["models"] == {
+        "bayer": "models:/lowlight@champion",
+        "xtrans": "models:/lowlight-xtrans@champion",
+        "rgb": "models:/lowlight-srgb@champion",
+    }
     named = Params.model_validate({"register": {"model_name": "night"}})
-    assert runner.arguments(named, good, "enhance")["model"] == "models:/night@champion"
+    assert runner.arguments(named, good, "enhance")["models"]["bayer"] == "models:/night@champion"
+    one = runner.arguments(Params(), [*good, "model=models:/night/3"], "enhance")
+    assert one["model"] == "models:/night/3"  # every file to this one
+    kind = runner.arguments(Params(), [*good, "models.rgb=models:/phone@best"], "enhance")
+    assert kind["models"]["rgb"] == "models:/phone@best"
     mistakes = {
         "needs --param source=": ["output=s3://b/enhanced"],
         "needs --param output=": ["source=s3://b/raw"],
         "lies inside the input s3://b/raw": ["source=s3://b/raw", "output=s3://b/raw/out"],
         "expected models:/NAME@ALIAS": [*good, "model=lowlight"],
+        "models.xtrans=fuji: model 'fuji': expected": [*good, "models.xtrans=fuji"],
+        "'models' has no key 'fuji'": [*good, "models.fuji=models:/f@champion"],
+        "needs --param model=models:/NAME@ALIAS, or a model per kind": [*good, "models={}"],
         "above convert.max_ratio": [*good, "ratio=1000"],
         "must be a number or 'auto'": [*good, "ratio=bright"],
         "'shards'": [*good, "shards=0"],

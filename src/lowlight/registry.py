@@ -36,6 +36,10 @@ class RegistryError(LowlightError):
     """The registry cannot be reached or refuses the operation."""
 
 
+class NotRegistered(RegistryError):
+    """The registry answers, and no version of the model holds the alias asked for."""
+
+
 @contextmanager
 def registry_errors(uri: str) -> Iterator[None]:
     """MLflow and connection failures -> one RegistryError naming the server."""

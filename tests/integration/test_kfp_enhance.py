@@ -1,7 +1,9 @@
 """Issue 22, point 4: the Kubeflow `enhance` pipeline end to end on this machine. README's
-command, as written, runs it with kfp.local over a real moto S3 folder of synthetic DNGs and a
-truncated one, with a tiny model registered as champion: the PNGs in S3 are `lowlight enhance`'s,
-the manifest says ok or failed for each file, two shards ran."""
+command, as written, runs it with kfp.local over a real moto S3 folder of synthetic DNGs, a
+truncated one, a JPEG and an X-Trans DNG, with a tiny model registered as champion of the RAW
+and the sRGB names (none of the X-Trans one): each file goes to its kind's champion, as
+`lowlight enhance` sends it (issues 24 and 26); the PNGs in S3 are `lowlight enhance`'s, the
+manifest says ok or failed and which version for each file, two shards ran."""
 
 from __future__ import annotations
 
@@ -26,8 +28,8 @@ pytestmark = pytest.mark.slow
 BUCKET = "lowlight"  # README's example's bucket
 
 
-def register_champion(tiny_models, tmp_path, store: str) -> None:
-    """The tiny model evaluated and registered as champion of ``lowlight`` in ``store``."""
+def register_champion(tiny_models, tmp_path, store: str, names=("lowlight",)) -> None:
+    """The tiny model evaluated and registered as champion of each of ``names`` in ``store``."""
     import mlflow
 
     models = tmp_path / "models"
@@ -41,10 +43,23 @@ def register_champion(tiny_models, tmp_path, store: str) -> None:
     card = json.loads((models / "generator.json").read_text())
     card["mlflow_run_id"] = mlflow.MlflowClient(store).create_run("0").info.run_id
     (models / "generator.json").write_text(json.dumps(card))
-    register = RegisterConfig(baseline_margin=-100.0)
-    assert stages.register.run(register, INFER, backend, models, tmp_path / "reports")[
-        "gate_passed"
-    ]
+    for name in names:
+        register = RegisterConfig(model_name=name, baseline_margin=-100.0)
+        assert stages.register.run(register, INFER, backend, models, tmp_path / "reports")[
+            "gate_passed"
+        ]
+
+
+def xtrans_dng(folder):
+    """A tiny synthetic Fujifilm X-T2 DNG (X-Trans: LibRaw reads its 6x6 pattern)."""
+    from lowlight import synth
+    from lowlight.config import SynthConfig
+
+    photos = dict(synth.load_photos(None))
+    plan = synth.ScenePlan("10009", "test", 0, 10.0, 0.1, 1600)
+    synth.write_scene(folder / "xt2", plan, photos["astronaut.png"], (48, 72), 1, 0,
+                      profile="FujiXT2", capture=SynthConfig(profile="FujiXT2"))  # fmt: skip
+    return next((folder / "xt2/short").iterdir())
 
 
 def run_readme_command(cli, start: str):
@@ -60,7 +75,7 @@ def test_enhance_pipeline_writes_pngs_and_a_manifest_to_s3(tiny_models, sony, s3
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    register_champion(tiny_models, tmp_path, store)
+    register_champion(tiny_models, tmp_path, store, ("lowlight", "lowlight-srgb"))
     (tmp_path / "params.yaml").write_text(
         yaml.safe_dump({"infer": INFER.model_dump(), "mlflow": {"tracking_uri": store}})
     )
@@ -71,6 +86,10 @@ def test_enhance_pipeline_writes_pngs_and_a_manifest_to_s3(tiny_models, sony, s3
         s3.upload_file(str(dng), BUCKET, f"photos/{dng.name}")
     whole = dngs[0].read_bytes()
     s3.put_object(Bucket=BUCKET, Key="photos/broken.dng", Body=whole[: len(whole) // 2])
+    dark = (np.random.default_rng(0).random((40, 56, 3)) * 60).astype(np.uint8)
+    assert cv2.imwrite(str(tmp_path / "phone.jpg"), dark)
+    s3.upload_file(str(tmp_path / "phone.jpg"), BUCKET, "photos/phone.jpg")
+    s3.upload_file(str(xtrans_dng(tmp_path)), BUCKET, "photos/fuji.dng")
 
     # a model or folder that is not there: one line at once, not the list step's retries
     folders = ["--param", f"source=s3://{BUCKET}/photos", "--param", f"output=s3://{BUCKET}/x"]
@@ -84,12 +103,18 @@ def test_enhance_pipeline_writes_pngs_and_a_manifest_to_s3(tiny_models, sony, s3
     result = run_readme_command(cli, "lowlight pipeline run-local --pipeline enhance")
     assert result.exit_code == 0, result.output
 
-    # one manifest: an ok row per good DNG, a failed row with its error for the truncated one
+    # one manifest: an ok row per good DNG and the JPEG, each by its kind's champion; a failed
+    # row with its error for the truncated DNG, and for the X-Trans one (no model of its kind)
     fs, path = storage.resolve(f"s3://{BUCKET}/enhanced/manifest.parquet")
     rows = {r["source"]: r for r in pq.read_table(path, filesystem=fs).to_pylist()}
-    assert set(rows) == {
-        f"s3://{BUCKET}/photos/{n}" for n in ["broken.dng"] + [d.name for d in dngs]
-    }
+    photos = ["broken.dng", "fuji.dng", "phone.jpg"] + [d.name for d in dngs]
+    assert set(rows) == {f"s3://{BUCKET}/photos/{n}" for n in photos}
+    fuji = rows.pop(f"s3://{BUCKET}/photos/fuji.dng")
+    assert fuji["status"] == "failed" and fuji["model"] == ""
+    assert fuji["error"].startswith(f"s3://{BUCKET}/photos/fuji.dng: no registered model for "
+                                    "X-Trans RAW files")  # fmt: skip
+    phone = rows.pop(f"s3://{BUCKET}/photos/phone.jpg")
+    assert phone["status"] == "ok" and phone["model"] == "models:/lowlight-srgb/1"
     assert {r["model"] for r in rows.values()} == {"models:/lowlight/1"}  # the champion, pinned
     broken = rows.pop(f"s3://{BUCKET}/photos/broken.dng")
     assert broken["status"] == "failed" and broken["output"] == ""
@@ -99,20 +124,25 @@ def test_enhance_pipeline_writes_pngs_and_a_manifest_to_s3(tiny_models, sony, s3
 
     # each PNG in S3 is what `lowlight enhance` writes for the same file with the same model
     assert cli("enhance", *dngs, "--model", "models:/lowlight/1", "--out", "cli").exit_code == 0
-    for dng in dngs:
-        row = rows[f"s3://{BUCKET}/photos/{dng.name}"]
-        assert row["output"] == f"s3://{BUCKET}/enhanced/{dng.stem}_enhanced.png"
+    assert cli("enhance", "phone.jpg", "--model", "models:/lowlight-srgb/1",
+               "--out", "cli").exit_code == 0  # fmt: skip
+    for photo, row in [(d, rows[f"s3://{BUCKET}/photos/{d.name}"]) for d in dngs] + [
+        (tmp_path / "phone.jpg", phone)
+    ]:
+        assert row["output"] == f"s3://{BUCKET}/enhanced/{photo.stem}_enhanced.png"
         served = cv2.imdecode(np.frombuffer(storage.read_bytes(row["output"]), np.uint8),
                               cv2.IMREAD_UNCHANGED)  # fmt: skip
-        expected = cv2.imread(f"cli/{dng.stem}_enhanced.png", cv2.IMREAD_UNCHANGED)
-        assert served.dtype == np.uint16 and served.shape == expected.shape
-        assert np.abs(served.astype(int) - expected.astype(int)).max() <= 257  # within 1/255
+        expected = cv2.imread(f"cli/{photo.stem}_enhanced.png", cv2.IMREAD_UNCHANGED)
+        assert served.dtype == expected.dtype and served.shape == expected.shape
+        top = np.iinfo(served.dtype).max
+        assert np.abs(served.astype(int) - expected.astype(int)).max() <= max(1, top // 255)
 
-    # two shards ran, each with its share; the summary names the pinned version
+    # two shards ran, each with its share; the summary names the pinned versions
     runs = sorted((tmp_path / "kfp-local/pipeline_root").glob("lowlight-enhance-*"))
     assert len(runs) == 1
     shards = sorted(runs[0].glob("for-loop-*/enhance-shard/rows"))
-    assert [pq.read_table(s).num_rows for s in shards] == [2, 2]
+    assert [pq.read_table(s).num_rows for s in shards] == [3, 3]
     summary = (runs[0] / "enhance-collect/summary").read_text()
-    assert "| model | models:/lowlight/1 |" in summary and "| failed | 1 |" in summary
+    assert ("| model | RAW: models:/lowlight/1; JPEG/PNG: models:/lowlight-srgb/1 |" in summary
+            and "| failed | 2 |" in summary)  # fmt: skip
     assert f"failed_files: s3://{BUCKET}/photos/broken.dng: " in result.output  # named
