@@ -140,3 +140,20 @@ def readme_block(start: str) -> str:
     where = ", ".join(str(page) for page, _ in found)
     assert len(found) == 1, f"{len(found)} blocks starting {start!r} in README/docs ({where})"
     return found[0][1]
+
+
+def registered_shipped(kind: str, name: str, infer, tmp_path: Path, monkeypatch):
+    """The model lowlight ships for ``kind`` logged as a pyfunc in a tmp sqlite store, registered
+    as ``name`` and made its champion; loaded back from the registry by name and alias."""
+    import mlflow
+
+    from lowlight import card, pyfunc, registry
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)
+    with mlflow.start_run():
+        info = pyfunc.log_generator(card.SHIPPED / kind, infer, tmp_path / "staging")
+    version = mlflow.register_model(info.model_uri, name)
+    registry.promote(registry.client(uri), name, version.version)
+    return mlflow.pyfunc.load_model(f"models:/{name}@champion")

@@ -12,6 +12,8 @@ import pytest
 from lowlight import card, imageio, isp, metrics, synth
 from lowlight.config import SynthConfig
 
+from .conftest import registered_shipped
+
 SIZE = (96, 144)
 
 
@@ -62,22 +64,13 @@ def test_enhance_takes_the_shipped_srgb_model_and_both_darknesses_come_out_well_
 def test_the_registered_srgb_model_enhances_as_enhance_does(shots, tmp_path, monkeypatch):
     """The shipped sRGB model logged as a pyfunc and registered as its own model
     (register.srgb_model_name), loaded back from the registry by name and alias."""
-    import mlflow
     import pandas as pd
 
-    from lowlight import inference, pyfunc, registry
+    from lowlight import inference
     from lowlight.config import ConvertConfig, InferConfig, RegisterConfig
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    mlflow.set_tracking_uri(uri)
     name, infer = RegisterConfig().srgb_model_name, InferConfig(tile=64, overlap=16)
-    with mlflow.start_run():
-        info = pyfunc.log_generator(card.SHIPPED / "rgb", infer, tmp_path / "staging")
-    version = mlflow.register_model(info.model_uri, name)
-    registry.promote(registry.client(uri), name, version.version)
-
-    model = mlflow.pyfunc.load_model(f"models:/{name}@champion")
+    model = registered_shipped("rgb", name, infer, tmp_path, monkeypatch)
     rows = model.predict(pd.DataFrame({"image": [shots[64].read_bytes()]}))
     assert rows["error"][0] == ""
     assert rows["gain"][0] == pytest.approx(64, rel=0.35)  # the darkness, judged from pixels

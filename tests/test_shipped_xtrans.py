@@ -13,6 +13,8 @@ import pytest
 from lowlight import card, imageio, isp, metrics, raw, synth
 from lowlight.config import SynthConfig
 
+from .conftest import registered_shipped
+
 SIZE = (516, 774)  # multiples of 6, over the 512 px a side LibRaw's X-Trans demosaic needs
 RATIO = 100.0  # SID's 10 s / 0.1 s
 
@@ -65,23 +67,14 @@ def test_enhance_takes_the_shipped_xtrans_model_and_beats_amplification(xt2, tmp
 def test_the_registered_xtrans_model_enhances_as_enhance_does(xt2, tmp_path, monkeypatch):
     """The shipped X-Trans model logged as a pyfunc and registered as its own model
     (register.xtrans_model_name), loaded back from the registry by name and alias."""
-    import mlflow
     import pandas as pd
 
-    from lowlight import inference, pyfunc, registry
+    from lowlight import inference
     from lowlight.config import ConvertConfig, InferConfig, RegisterConfig
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    mlflow.set_tracking_uri(uri)
     name, infer = RegisterConfig().xtrans_model_name, InferConfig(tile=96, overlap=24)
     assert RegisterConfig().by_input()["xtrans"] == name == "lowlight-xtrans"
-    with mlflow.start_run():
-        info = pyfunc.log_generator(card.SHIPPED / "xtrans", infer, tmp_path / "staging")
-    version = mlflow.register_model(info.model_uri, name)
-    registry.promote(registry.client(uri), name, version.version)
-
-    model = mlflow.pyfunc.load_model(f"models:/{name}@champion")
+    model = registered_shipped("xtrans", name, infer, tmp_path, monkeypatch)
     rows = model.predict(pd.DataFrame({"image": [xt2["short"].read_bytes()],
                                        "ratio": [str(RATIO)]}))  # fmt: skip
     assert rows["error"][0] == ""
