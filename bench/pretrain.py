@@ -63,10 +63,7 @@ def picture(
     fn, model_card = inference.load_model(card.shipped(input_mode), "cpu")
     mode = model_card.mode
     crop = (256, 384)
-    model_input, whole, bright = evaluation.load_pair(row, run / converted, mode, None)
-    model_input, bright = evaluation.crop_input(model_input, mode, crop), evaluation.crop_rgb(
-        bright, mode, crop)  # fmt: skip
-    dark = evaluation.crop_rgb(whole, mode, crop)
+    model_input, whole, dark, bright = evaluation.load_scored(row, run / converted, mode, crop)
     out = inference.enhance(model_input, fn, 640, None, 1, model_card.multiple)
     model = mode.finish(out, evaluation.row_render(row))
     method = baselines.BASELINES[baseline]  # as evaluate runs it

@@ -211,6 +211,16 @@ def load_pair(
     )
 
 
+def load_scored(
+    row: dict, converted: storage.Location, mode: InputMode, crop: tuple[int, int] | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(model input, whole RGB dark, RGB dark, RGB bright): ``load_pair``'s frames cut to
+    ``crop``, and the whole dark frame a baseline meters (``brightened``)."""
+    model_input, whole, bright = load_pair(row, converted, mode, None)
+    return (crop_input(model_input, mode, crop), whole, crop_rgb(whole, mode, crop),
+            crop_rgb(bright, mode, crop))  # fmt: skip
+
+
 def crop_rgb(image: np.ndarray, mode: InputMode, crop: tuple[int, int] | None) -> np.ndarray:
     """An RGB frame's central ``crop``, aligned with ``crop_input``'s."""
     return crop_center(image, crop, mode.scale, mode.period // mode.scale)
@@ -255,9 +265,7 @@ def score_pairs(
     shots = shots or {}
     scores, grids = [], []
     for row in tqdm(rows, desc="evaluate", unit="pair"):
-        model_input, whole, bright = load_pair(row, converted, mode, None)
-        model_input, dark = crop_input(model_input, mode, cfg.crop), crop_rgb(whole, mode, cfg.crop)
-        bright = crop_rgb(bright, mode, cfg.crop)
+        model_input, whole, dark, bright = load_scored(row, converted, mode, cfg.crop)
         shot = shot_of(row, shots)
         reference_brisque = metrics.brisque(bright)  # what "natural" reads on these scenes
         # each brightening once (lime and lime+bm3d share it), its time counted in both
@@ -266,15 +274,13 @@ def score_pairs(
             start, shared = time.perf_counter(), 0.0
             if name == "model":  # the mode's input, and its output as the file renders it
                 outputs[name] = mode.finish(method(model_input), row_render(row))
-            elif isinstance(method, Baseline):
+            else:  # a Baseline
                 if method.brighten not in bright_of:
                     image = brightened(method, shot, whole, mode, cfg.crop)
                     bright_of[method.brighten] = image, time.perf_counter() - start
                 else:
                     shared = bright_of[method.brighten][1]
                 outputs[name] = method.denoise(bright_of[method.brighten][0])
-            else:
-                outputs[name] = method(shot.for_baselines(dark))
             seconds = time.perf_counter() - start + shared
             scores.append(
                 {
