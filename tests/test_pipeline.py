@@ -290,3 +290,30 @@ def test_run_local_enhance_without_its_folders_is_one_error(cli, tmp_path: Path)
     result = cli("pipeline", "run-local", "--pipeline", "enhance", "--work", tmp_path / "w")
     one_line_error(result, "--param source=", "--param output=")
     assert not (tmp_path / "w").exists()  # refused before anything ran
+
+
+def test_an_enhance_shard_fails_a_file_of_a_kind_without_a_model_and_stops_on_the_registry(
+    tmp_path: Path,
+):
+    """A photo whose kind has no pinned model is its failed row, naming the kind; a pinned
+    model the registry cannot give stops the shard (the step's retries), never a row."""
+    import cv2
+    import numpy as np
+
+    from lowlight.config import MlflowConfig
+    from lowlight.stages import enhance_batch
+
+    photo = tmp_path / "night.jpg"
+    assert cv2.imwrite(str(photo), np.full((16, 16, 3), 20, np.uint8))
+    mlflow_cfg = MlflowConfig(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    only_raw = enhance_batch.PinnedModels({"bayer": "models:/lowlight/1"}, "auto", InferConfig(),
+                                          mlflow_cfg)  # fmt: skip
+    row = enhance_batch.enhance_one(str(photo), str(tmp_path / "out.png"), only_raw, InferConfig())
+    assert row["status"] == "failed" and row["model"] == ""
+    assert row["error"] == (f"{photo}: no registered model for JPEG/PNG files "
+                            "(this run's: RAW: models:/lowlight/1)")  # fmt: skip
+    missing = enhance_batch.PinnedModels({"rgb": "models:/lowlight-srgb/1"}, "auto",
+                                         InferConfig(), mlflow_cfg)  # fmt: skip
+    with pytest.raises(LowlightError, match="models:/lowlight-srgb/1"):
+        enhance_batch.enhance_one(str(photo), str(tmp_path / "out.png"), missing, InferConfig())
+    assert not (tmp_path / "out.png").exists()

@@ -80,9 +80,8 @@ def pin_models(model: str, models: dict[str, str], mlflow_cfg: MlflowConfig) -> 
         try:
             pinned[mode] = pin(uri, mlflow_cfg)
         except registry.NotRegistered as exc:  # no model of this kind yet: its files fail
+            log.warning("%s", exc)
             missing.append(str(exc))
-    for reason in missing:
-        log.warning("%s", reason)
     if not pinned:
         raise ConfigError("no registered model for any kind of file: " + "; ".join(missing))
     return pinned
@@ -210,14 +209,13 @@ def enhance_one(source: str, dest: str, models: PinnedModels, infer: InferConfig
         with storage.local_file(source) as path:
             try:
                 mode = models.mode_of(path)
-                if mode in models.pinned:
-                    uri, registered, gain = models.get(mode)  # outside: its failure is the step's
             except Exception as exc:  # a file's failure (its kind unreadable) is its row
                 return failed_row(source, error_text(exc, path, source), start)
             if mode not in models.pinned:
                 used = describe_models(models.pinned)
                 return failed_row(source, f"no registered model for {modes.KINDS[mode]} files "
                                   f"(this run's: {used})", start)  # fmt: skip
+            uri, registered, gain = models.get(mode)  # the registry failing fails the step
             try:
                 image, applied = inference.enhance_photo(
                     path, registered.tile_fn, registered.card, gain, registered.convert, infer
