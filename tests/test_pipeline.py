@@ -317,3 +317,14 @@ def test_an_enhance_shard_fails_a_file_of_a_kind_without_a_model_and_stops_on_th
     with pytest.raises(LowlightError, match="models:/lowlight-srgb/1"):
         enhance_batch.enhance_one(str(photo), str(tmp_path / "out.png"), missing, InferConfig())
     assert not (tmp_path / "out.png").exists()
+
+
+def test_the_models_line_lists_kinds_in_one_order_whatever_order_the_plan_came_back_in():
+    # kfp hands a dict parameter back with its keys sorted: the summary must not follow that
+    from lowlight.modes import IMAGE_MODE, RAW_MODE
+    from lowlight.stages.enhance_batch import describe_models
+
+    pinned = {IMAGE_MODE: "models:/lowlight-srgb/1", RAW_MODE: "models:/lowlight/2"}
+    want = "RAW: models:/lowlight/2; JPEG/PNG: models:/lowlight-srgb/1"
+    assert describe_models(pinned) == describe_models(dict(reversed(pinned.items()))) == want
+    assert describe_models({"": "models:/x/1"}) == "models:/x/1"

@@ -88,10 +88,13 @@ def pin_models(model: str, models: dict[str, str], mlflow_cfg: MlflowConfig) -> 
 
 
 def describe_models(pinned: dict[str, str]) -> str:
-    """``models:/NAME/VERSION``, or each kind's: ``RAW: models:/lowlight/3; JPEG/PNG: ...``."""
+    """``models:/NAME/VERSION``, or each kind's: ``RAW: models:/lowlight/3; JPEG/PNG: ...``,
+    in KINDS' order whatever order the plan's JSON came back in."""
     from lowlight.modes import KINDS
 
-    return pinned.get("") or "; ".join(f"{KINDS[m]}: {uri}" for m, uri in pinned.items())
+    return pinned.get("") or "; ".join(
+        f"{kind}: {pinned[m]}" for m, kind in KINDS.items() if m in pinned
+    )
 
 
 def pin(model: str, mlflow_cfg: MlflowConfig) -> str:
