@@ -59,6 +59,9 @@ def test_bad_cards_are_one_line_errors(tmp_path):
     rgb = {**packed, "in_channels": 3, "scale": 1}
     make_card(input="rgb", arguments={**rgb, "unshuffle": 2}).save(tmp_path)
     assert ModelCard.load(tmp_path).multiple == 8  # 2**depth x unshuffle
+    make_card(arguments={**packed, "skip_upsample": "cubic"}).save(tmp_path)
+    with pytest.raises(ModelLoadError, match="skip_upsample must be one of nearest, bilinear"):
+        ModelCard.load(tmp_path)
 
 
 def test_load_generator_and_copy_model(tmp_path):

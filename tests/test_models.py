@@ -83,3 +83,29 @@ def test_unshuffled_generator_runs_at_half_size_and_keeps_any_shape():
     assert "unshuffle" not in UNetGenerator(depth=2, width=8).config  # older cards unchanged
     with pytest.raises(ValueError, match="packed already"):
         UNetGenerator(4, 3, depth=2, width=8, scale=2, unshuffle=2)
+
+
+@pytest.mark.parametrize("mode", ["bayer", "xtrans"])
+def test_a_bilinear_skip_is_torchs_bilinear_upsampling_of_the_naive_demosaic(mode):
+    """The sub-pixels under the network's correction: F.interpolate's bilinear values to the
+    frame's edge (not blocks, as nearest's), and the network's weights the same as nearest's."""
+    from lowlight.modes import MODES
+
+    packed = MODES[mode]
+    args = {"in_channels": packed.channels, "out_channels": 3, "depth": 2, "width": 4,
+            "scale": packed.scale, "residual": True, "skip": packed.skip}  # fmt: skip
+    torch.manual_seed(0)
+    nearest = UNetGenerator(**args).eval()
+    bilinear = UNetGenerator(**args, skip_upsample="bilinear").eval()
+    bilinear.load_state_dict(nearest.state_dict())  # the skip is no weight to learn
+    x = torch.rand(1, packed.channels, 8, 12)
+    naive = torch.nn.functional.conv2d(x, torch.tensor(packed.skip)[..., None, None])
+    smooth = torch.nn.functional.interpolate(naive, scale_factor=packed.scale, mode="bilinear")
+    blocks = torch.nn.functional.interpolate(naive, scale_factor=packed.scale, mode="nearest")
+    with torch.no_grad():
+        torch.testing.assert_close(bilinear(x) - nearest(x), smooth - blocks, atol=1e-5, rtol=0)
+    assert bilinear.config["skip_upsample"] == "bilinear" and "skip_upsample" not in nearest.config
+    rebuilt = build_generator(bilinear.config)
+    assert rebuilt.skip_weight.shape[-2:] == (3, 3) and nearest.skip_weight.shape[-2:] == (1, 1)
+    with pytest.raises(ValueError, match="skip_upsample 'cubic'"):
+        UNetGenerator(**args, skip_upsample="cubic")

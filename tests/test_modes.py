@@ -57,6 +57,12 @@ def test_modes_by_name():
         ModelConfig(input="foveon")
     residual = modes.get("bayer").generator_args(ModelConfig(input="bayer", residual=True))
     assert residual["skip"][1] == [0.0, 0.5, 0.5, 0.0]  # under a naive demosaic
+    assert "skip_upsample" not in residual  # nearest: older cards' network, unchanged
+    smooth = ModelConfig(input="xtrans", residual=True, skip_upsample="bilinear")
+    assert modes.get("xtrans").generator_args(smooth)["skip_upsample"] == "bilinear"
+    for no_skip in ({"input": "rgb", "residual": True}, {"input": "xtrans", "residual": False}):
+        with pytest.raises(ValueError, match="skip_upsample bilinear needs residual: true and a"):
+            ModelConfig(**no_skip, skip_upsample="bilinear")
 
 
 @pytest.mark.parametrize("name", sorted(modes.MODES))

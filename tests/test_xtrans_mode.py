@@ -148,7 +148,8 @@ def test_synth_fuji_xt2_writes_sids_fuji_layout_that_libraw_reads_as_x_trans(cli
 
 @pytest.fixture(scope="module")
 def xtrans_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """synth FujiXT2 -> convert -> pair -> patch (24, stride 24) -> one tiny training epoch."""
+    """synth FujiXT2 -> convert -> pair -> patch (24, stride 24) -> one tiny training epoch of
+    the shipped recipe's network (residual, its skip upsampled bilinearly)."""
     root = tmp_path_factory.mktemp("xtrans")
     p = Params()
     synth = override(p.synth, "synth", scenes=3, size=SIZE, frames=1, profile="FujiXT2")
@@ -158,7 +159,7 @@ def xtrans_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     cfg = override(p.patch, "patch", size=24, stride=24, row_group=8)
     stages.patch.run(cfg, root / "pairs.parquet", root / "patches", seed=0, mode="xtrans")
     stages.train.run(
-        ModelConfig(input="xtrans", **TINY_MODEL),
+        ModelConfig(input="xtrans", residual=True, skip_upsample="bilinear", **TINY_MODEL),
         TrainConfig(**{**TINY_TRAIN, "batch_size": 2}),
         MlflowConfig(tracking_uri=f"sqlite:///{root / 'mlflow.db'}"),
         root / "patches",
@@ -240,3 +241,21 @@ def test_an_xtrans_model_trains_and_enhances_each_file_by_its_layout(
     )
     by_layout = cv2.imread(str(tmp_path / "out/10001_00_0.1s_enhanced.png"), cv2.IMREAD_UNCHANGED)
     np.testing.assert_array_equal(by_layout, out)  # the same X-Trans model's output
+
+
+def test_an_xtrans_model_exports_to_onnx_and_int8_with_its_bilinear_skip(xtrans_run, tmp_path):
+    from lowlight.export import export_onnx
+    from lowlight.inference import load_model
+
+    models = xtrans_run / "models"
+    assert card.ModelCard.load(models).arguments["skip_upsample"] == "bilinear"
+    export_onnx(models, tmp_path / "f.onnx")
+    export_onnx(models, tmp_path / "q.onnx", int8=True, calibration=xtrans_run / "patches/train")
+    torch_fn, _ = load_model(models, "cpu")
+    tiles = np.random.default_rng(0).random((1, 9, 10, 14), dtype=np.float32)
+    expected = torch_fn(tiles)
+    assert expected.shape == (1, 3, 30, 42)
+    np.testing.assert_allclose(load_model(tmp_path / "f.onnx")[0](tiles), expected, atol=1e-4)
+    # the skip, its edge padding and the head stay float: int8 only inside the U-Net
+    quantized = load_model(tmp_path / "q.onnx")[0](tiles)
+    assert np.abs(quantized - expected).mean() < 0.05

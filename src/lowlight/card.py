@@ -154,7 +154,7 @@ def card_problem(card: ModelCard) -> str:
         return f"patch_size {card.patch_size!r} / dtype {card.dtype!r}"
     if not isinstance(card.arguments, dict):
         return f"arguments must be an object, got {type(card.arguments).__name__}"
-    unknown = set(card.arguments) - {*ARGUMENT_LIMITS, "residual", "skip"}
+    unknown = set(card.arguments) - {*ARGUMENT_LIMITS, "residual", "skip", "skip_upsample"}
     if unknown:
         return f"unknown arguments {sorted(unknown)}"
     for name, (low, high) in ARGUMENT_LIMITS.items():
@@ -176,6 +176,10 @@ def card_problem(card: ModelCard) -> str:
         )  # fmt: skip
         if not numbers or len(skip) != rows:
             return f"arguments.skip must be {rows} rows of {cols} numbers"
+    upsample = card.arguments.get("skip_upsample", "nearest")
+    if upsample not in modes.SKIP_UPSAMPLING:
+        known = ", ".join(modes.SKIP_UPSAMPLING)
+        return f"arguments.skip_upsample must be one of {known}, got {upsample!r}"
     return ""
 
 

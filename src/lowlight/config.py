@@ -272,6 +272,12 @@ class ModelConfig(Section):
         description="rgb only: the image's s x s pixel blocks as channels (the "
         "network runs at 1/s the size; FFDNet's sub-images), 1 = none",
     )
+    skip_upsample: Literal["nearest", "bilinear"] = Field(
+        "nearest",
+        description="packed modes with residual: how the naive demosaic the network corrects "
+        "reaches full size; nearest repeats it over each cell, bilinear interpolates between "
+        "the cells (models.unet.SKIP_UPSAMPLING)",
+    )
     disc_width: int = Field(32, ge=4)
     disc_hidden: int = Field(256, ge=8)
     dropout: float = Field(0.3, ge=0, lt=1)
@@ -288,6 +294,9 @@ class ModelConfig(Section):
         if self.unshuffle > 1 and modes.get(self.input).scale != 1:
             raise ValueError(f"model.unshuffle {self.unshuffle} needs a full-size input (rgb): "
                              f"{self.input} is a packed mosaic already")  # fmt: skip
+        if self.skip_upsample != "nearest" and not (self.residual and modes.get(self.input).skip):
+            raise ValueError(f"model.skip_upsample {self.skip_upsample} needs residual: true and "
+                             f"a packed input (bayer, xtrans), got {self.input}")  # fmt: skip
         return self
 
 

@@ -79,6 +79,11 @@ def full_resolution_nodes(model, depth: int) -> list[str]:
     for node in model.graph.node:
         if node.op_type == "Concat" and any(c.name in full for c in consumers[node.output[0]]):
             full[node.name] = node
+    producers = {o: n for n in model.graph.node for o in n.output}
+    for node in convs:  # the bilinear skip's edge padding of the input
+        before = producers.get(node.input[0])
+        if node.input[1].startswith(prefixes[3]) and before is not None and before.op_type == "Pad":
+            full[before.name] = before
     outputs = {o.name for o in model.graph.output}
     tail = [n for n in convs if n.input[1].startswith(prefixes[2:])]
     while tail:  # from the head and the skip to the graph's output

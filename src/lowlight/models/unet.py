@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lowlight.modes import SKIP_UPSAMPLING
+
 
 def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
     """Two 3x3 convolutions with LeakyReLU(0.2), as in SID's U-Net."""
@@ -15,6 +17,22 @@ def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
         nn.Conv2d(out_channels, out_channels, 3, padding=1),
         nn.LeakyReLU(0.2, inplace=True),
     )
+
+
+def skip_weights(skip: list[list[float]], scale: int, upsample: str) -> torch.Tensor:
+    """The skip as one convolution whose outputs are the pixel shuffle's sub-pixels, each
+    colour's ``scale**2`` in a row: 1x1 for nearest, 3x3 (over a cell and its neighbours, the
+    input's edge repeated) for bilinear."""
+    matrix = torch.tensor(skip, dtype=torch.float32)
+    if upsample == "nearest":
+        return matrix.repeat_interleave(scale**2, dim=0)[..., None, None]
+    taps = torch.zeros(scale, 3)  # a sub-pixel's weights on the cell before, its own, after
+    for a in range(scale):
+        offset = (a + 0.5) / scale - 0.5  # its distance from the cell's centre, in cells
+        taps[a] = torch.tensor([max(-offset, 0.0), 1.0 - abs(offset), max(offset, 0.0)])
+    kernels = taps[:, None, :, None] * taps[None, :, None, :]  # (a, b, 3, 3)
+    kernels = kernels.reshape(scale**2, 1, 3, 3)
+    return (matrix[:, None, :, None, None] * kernels[None]).reshape(-1, matrix.shape[1], 3, 3)
 
 
 class UNetGenerator(nn.Module):
@@ -36,6 +54,7 @@ class UNetGenerator(nn.Module):
         residual: bool = False,
         skip: list[list[float]] | None = None,
         unshuffle: int = 1,
+        skip_upsample: str = "nearest",
     ):
         super().__init__()
         if skip is None and residual and (scale != 1 or in_channels != out_channels):
@@ -54,13 +73,17 @@ class UNetGenerator(nn.Module):
             self.config["skip"] = [list(map(float, row)) for row in skip]
         if unshuffle > 1:  # absent from older cards: 1
             self.config["unshuffle"] = unshuffle
+        if skip_upsample not in SKIP_UPSAMPLING:
+            known = ", ".join(SKIP_UPSAMPLING)
+            raise ValueError(f"skip_upsample {skip_upsample!r} (known: {known})")
+        if skip_upsample != "nearest" and "skip" in self.config:  # absent from older cards
+            self.config["skip_upsample"] = skip_upsample
         # residual: the output is a fixed linear map of the input channels, upsampled to the
-        # output's size (nearest: a 1x1 convolution repeated over the sub-pixels, then the pixel
-        # shuffle), plus the network's correction; None = the input itself
+        # output's size (a convolution over the sub-pixels, then the pixel shuffle), plus the
+        # network's correction; None = the input itself
         weight = None
         if residual and "skip" in self.config:
-            weight = torch.tensor(skip, dtype=torch.float32).repeat_interleave(scale**2, dim=0)
-            weight = weight[..., None, None]
+            weight = skip_weights(skip, scale, skip_upsample)
         self.register_buffer("skip_weight", weight, persistent=False)
         self.depth, self.scale, self.residual = depth, scale, residual
         # unshuffle > 1: the input's s x s pixel blocks become channels before the first level
@@ -124,6 +147,8 @@ class UNetGenerator(nn.Module):
         if self.residual and self.skip_weight is None:
             return inputs + shuffle(x)
         if self.residual:  # add before the one pixel shuffle: the same sums, one copy less
+            if self.skip_weight.shape[-1] > 1:  # bilinear: the edge repeated, as F.interpolate
+                inputs = F.pad(inputs, (1, 1, 1, 1), mode="replicate")
             x = x + F.conv2d(inputs, self.skip_weight)
         return shuffle(x)
 
@@ -142,5 +167,5 @@ class UNetGenerator(nn.Module):
 def build_generator(config: dict) -> UNetGenerator:
     """Rebuild a generator from its saved architecture config (``generator.json``)."""
     known = {"in_channels", "out_channels", "depth", "width", "scale", "residual", "skip",
-             "unshuffle"}  # fmt: skip
+             "unshuffle", "skip_upsample"}  # fmt: skip
     return UNetGenerator(**{k: v for k, v in config.items() if k in known})
