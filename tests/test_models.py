@@ -109,3 +109,11 @@ def test_a_bilinear_skip_is_torchs_bilinear_upsampling_of_the_naive_demosaic(mod
     assert rebuilt.skip_weight.shape[-2:] == (3, 3) and nearest.skip_weight.shape[-2:] == (1, 1)
     with pytest.raises(ValueError, match="skip_upsample 'cubic'"):
         UNetGenerator(**args, skip_upsample="cubic")
+    # learned: starts as bilinear, trains with the network and is saved with its weights
+    learned = UNetGenerator(**args, skip_upsample="learned").eval()
+    learned.load_state_dict({**nearest.state_dict(), "skip_weight": bilinear.skip_weight})
+    with torch.no_grad():
+        torch.testing.assert_close(learned(x), bilinear(x))
+    learned(x).mean().backward()
+    assert learned.skip_weight.grad is not None and "skip_weight" in learned.state_dict()
+    assert "skip_weight" not in bilinear.state_dict()  # rebuilt from the card

@@ -272,11 +272,12 @@ class ModelConfig(Section):
         description="rgb only: the image's s x s pixel blocks as channels (the "
         "network runs at 1/s the size; FFDNet's sub-images), 1 = none",
     )
-    skip_upsample: Literal["nearest", "bilinear"] = Field(
+    skip_upsample: Literal["nearest", "bilinear", "learned"] = Field(
         "nearest",
         description="packed modes with residual: how the naive demosaic the network corrects "
         "reaches full size; nearest repeats it over each cell, bilinear interpolates between "
-        "the cells (models.unet.SKIP_UPSAMPLING)",
+        "the cells, learned starts as bilinear and trains with the network "
+        "(modes.SKIP_UPSAMPLING)",
     )
     disc_width: int = Field(32, ge=4)
     disc_hidden: int = Field(256, ge=8)

@@ -202,8 +202,11 @@ class RgbMode(InputMode):
 # cell (older models); "bilinear" interpolates between neighbouring cells' centres as
 # F.interpolate(bilinear, align_corners=False) does, so the network corrects a smooth image
 # rather than blocks (the X-T2's validation frames at x100, rendered, before any training:
-# 21.2 -> 23.8 dB; its cells are 3x3).
-SKIP_UPSAMPLING = ("nearest", "bilinear")
+# 21.2 -> 23.8 dB; its cells are 3x3); "learned" starts there and trains the map with the
+# network: a linear demosaic of each cell and its neighbours, every raw sample reaching every
+# output sub-pixel (the U-Net's finest features, ``width`` of them a cell, must otherwise
+# carry all of a cell's detail to the head).
+SKIP_UPSAMPLING = ("nearest", "bilinear", "learned")
 
 
 def naive_demosaic(order: str) -> list[list[float]]:

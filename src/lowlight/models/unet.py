@@ -22,10 +22,11 @@ def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
 def skip_weights(skip: list[list[float]], scale: int, upsample: str) -> torch.Tensor:
     """The skip as one convolution whose outputs are the pixel shuffle's sub-pixels, each
     colour's ``scale**2`` in a row: 1x1 for nearest, 3x3 (over a cell and its neighbours, the
-    input's edge repeated) for bilinear."""
+    input's edge repeated) for bilinear and learned."""
     matrix = torch.tensor(skip, dtype=torch.float32)
     if upsample == "nearest":
         return matrix.repeat_interleave(scale**2, dim=0)[..., None, None]
+    # bilinear, and where learned starts
     taps = torch.zeros(scale, 3)  # a sub-pixel's weights on the cell before, its own, after
     for a in range(scale):
         offset = (a + 0.5) / scale - 0.5  # its distance from the cell's centre, in cells
@@ -84,7 +85,10 @@ class UNetGenerator(nn.Module):
         weight = None
         if residual and "skip" in self.config:
             weight = skip_weights(skip, scale, skip_upsample)
-        self.register_buffer("skip_weight", weight, persistent=False)
+        if skip_upsample == "learned" and weight is not None:  # saved with the weights
+            self.skip_weight = nn.Parameter(weight)
+        else:
+            self.register_buffer("skip_weight", weight, persistent=False)
         self.depth, self.scale, self.residual = depth, scale, residual
         # unshuffle > 1: the input's s x s pixel blocks become channels before the first level
         # and return after the last (FFDNet's sub-images, Zhang et al. 2018): the network runs
