@@ -149,7 +149,7 @@ def test_synth_fuji_xt2_writes_sids_fuji_layout_that_libraw_reads_as_x_trans(cli
 @pytest.fixture(scope="module")
 def xtrans_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """synth FujiXT2 -> convert -> pair -> patch (24, stride 24) -> one tiny training epoch of
-    the shipped recipe's network (residual, its skip upsampled bilinearly)."""
+    a residual network whose skip, a linear demosaic, is learned with it."""
     root = tmp_path_factory.mktemp("xtrans")
     p = Params()
     synth = override(p.synth, "synth", scenes=3, size=SIZE, frames=1, profile="FujiXT2")
@@ -159,7 +159,7 @@ def xtrans_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     cfg = override(p.patch, "patch", size=24, stride=24, row_group=8)
     stages.patch.run(cfg, root / "pairs.parquet", root / "patches", seed=0, mode="xtrans")
     stages.train.run(
-        ModelConfig(input="xtrans", residual=True, skip_upsample="bilinear", **TINY_MODEL),
+        ModelConfig(input="xtrans", residual=True, skip_upsample="learned", **TINY_MODEL),
         TrainConfig(**{**TINY_TRAIN, "batch_size": 2}),
         MlflowConfig(tracking_uri=f"sqlite:///{root / 'mlflow.db'}"),
         root / "patches",
@@ -243,12 +243,19 @@ def test_an_xtrans_model_trains_and_enhances_each_file_by_its_layout(
     np.testing.assert_array_equal(by_layout, out)  # the same X-Trans model's output
 
 
-def test_an_xtrans_model_exports_to_onnx_and_int8_with_its_bilinear_skip(xtrans_run, tmp_path):
+def test_an_xtrans_model_exports_to_onnx_and_int8_with_its_learned_skip(xtrans_run, tmp_path):
     from lowlight.export import export_onnx
     from lowlight.inference import load_model
 
     models = xtrans_run / "models"
-    assert card.ModelCard.load(models).arguments["skip_upsample"] == "bilinear"
+    assert card.ModelCard.load(models).arguments["skip_upsample"] == "learned"
+    import torch
+
+    from lowlight.models.unet import skip_weights
+
+    trained = torch.load(models / card.WEIGHTS, weights_only=True)["skip_weight"]
+    start = skip_weights(modes.get("xtrans").skip, 3, "bilinear")
+    assert trained.shape == start.shape and not torch.equal(trained, start)  # it learned
     export_onnx(models, tmp_path / "f.onnx")
     export_onnx(models, tmp_path / "q.onnx", int8=True, calibration=xtrans_run / "patches/train")
     torch_fn, _ = load_model(models, "cpu")
