@@ -244,15 +244,14 @@ def test_an_xtrans_model_trains_and_enhances_each_file_by_its_layout(
 
 
 def test_an_xtrans_model_exports_to_onnx_and_int8_with_its_learned_skip(xtrans_run, tmp_path):
+    import torch
+
     from lowlight.export import export_onnx
     from lowlight.inference import load_model
+    from lowlight.models.unet import skip_weights
 
     models = xtrans_run / "models"
     assert card.ModelCard.load(models).arguments["skip_upsample"] == "learned"
-    import torch
-
-    from lowlight.models.unet import skip_weights
-
     trained = torch.load(models / card.WEIGHTS, weights_only=True)["skip_weight"]
     start = skip_weights(modes.get("xtrans").skip, 3, "bilinear")
     assert trained.shape == start.shape and not torch.equal(trained, start)  # it learned
