@@ -89,14 +89,18 @@ def test_evaluation_scores_and_summaries_of_tone_and_naturalness():
     assert row["msssim_scales"] == 5 and row["mean_error"] == pytest.approx(0.05, abs=1e-5)
     assert {k: round(row[f"mean_error_{k}"], 5) for k in "rgb"} == {"r": 0.05, "g": 0.05, "b": 0.05}
 
-    def frame(ratio, mean_error, dark_lift, brisque):
-        return {"method": "model", "ratio": ratio, "psnr": 30.0, "ssim": 0.9, "ms_per_mp": 1.0,
-                "mean_error": mean_error, "dark_lift": dark_lift, "brisque": brisque}  # fmt: skip
+    def frame(ratio, mean_error, dark_lift, brisque, ms_per_mp=1.0):
+        return {"method": "model", "ratio": ratio, "psnr": 30.0, "ssim": 0.9,
+                "ms_per_mp": ms_per_mp, "mean_error": mean_error, "dark_lift": dark_lift,
+                "brisque": brisque}  # fmt: skip
 
-    rows = [frame(100, 0.01, 0.5, 10.0), frame(100, 0.03, 1.5, math.nan), frame(300, 0.10, 4.0, 20)]
+    rows = [frame(100, 0.01, 0.5, 10.0, ms_per_mp=900.0), frame(100, 0.03, 1.5, math.nan),
+            frame(300, 0.10, 4.0, 20)]  # fmt: skip
     summary = evaluation.summarize(rows)["model"]
     # the channel mean error: median over frames; dark lift: mean; BRISQUE skips NaN
     assert summary["overall"]["mean_error"] == 0.03 and summary["overall"]["dark_lift"] == 2.0
+    # the time per megapixel: median, the first frame's warm-up left out
+    assert summary["overall"]["ms_per_mp"] == 1.0
     assert summary["overall"]["brisque"] == 15.0 and summary["ratio_100"]["brisque"] == 10.0
     assert summary["ratio_100"]["mean_error"] == 0.02 and summary["ratio_300"]["images"] == 1
     assert "msssim" not in summary["overall"]  # rows without a metric: not summarised
