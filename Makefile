@@ -53,8 +53,8 @@ DATA = lowlight synth data/synthetic $(1) \
   && lowlight pair data/converted data/pairs.parquet $(1) \
   && lowlight patch data/pairs.parquet data/patches $(1)
 
-# The shipped models' recipes, one per kind of input (about 3 hours in all on 2 CPU cores:
-# RAW ~90, sRGB ~40, X-Trans ~50); each ends in src/lowlight/pretrained/<input mode>/ with its
+# The shipped models' recipes, one per kind of input (about 3 hours 15 minutes in all on 2 CPU
+# cores: RAW ~90, sRGB ~40, X-Trans ~65); each ends in src/lowlight/pretrained/<input mode>/ with its
 # card: commit that.
 pretrain: pretrain-raw pretrain-srgb pretrain-xtrans
 
@@ -89,8 +89,8 @@ pretrain-srgb: install
 	  && lowlight export pretrained models reports $(SRGB_RECIPE) --reproduce "make pretrain-srgb"
 	@echo "shipped: src/lowlight/pretrained/rgb/ (README.md is its card); reports: pretrain/srgb/reports/report.md"
 
-# The X-Trans model's recipe (pretrain/xtrans.yaml), inside pretrain/xtrans/ (about 50 minutes
-# on 2 CPU cores: data 3, training 36, evaluate 8-10 (BM3D)): synthetic Fujifilm X-T2 frames
+# The X-Trans model's recipe (pretrain/xtrans.yaml), inside pretrain/xtrans/ (about 65 minutes
+# on 2 CPU cores: data 3, training 52, evaluate 7-10 (BM3D)): synthetic Fujifilm X-T2 frames
 # (synth.profile FujiXT2, SID's Fuji/ folder), one L1 model on the packed 6x6 X-Trans mosaic,
 # evaluated on test against amplify and amplify+BM3D, shipped to src/lowlight/pretrained/xtrans/.
 XTRANS_RECIPE ?= --params ../xtrans.yaml
