@@ -54,8 +54,8 @@ DATA = lowlight synth data/synthetic $(1) \
   && lowlight patch data/pairs.parquet data/patches $(1)
 
 # The shipped models' recipes, one per kind of input (about 3 hours 15 minutes in all on 2 CPU
-# cores: RAW ~90, sRGB ~40, X-Trans ~65); each ends in src/lowlight/pretrained/<input mode>/ with its
-# card: commit that.
+# cores: RAW ~90, sRGB ~40, X-Trans ~65); each ends in src/lowlight/pretrained/<input mode>/
+# with its card: commit that.
 pretrain: pretrain-raw pretrain-srgb pretrain-xtrans
 
 # The RAW model's recipe (pretrain/params.yaml): every stage inside pretrain/ (at most 90

@@ -93,6 +93,15 @@ SCALES = (1.0, 2.0, 3.0, 4.5, 6.0, 8.0, 10.0, 12.0, 16.0, 24.0, 36.0, 54.0, 64.0
 SRGB_SCALES = (2.0, 4.0, 8.0, 16.0, 32.0)
 
 
+def one_draw_val_rows(run: Path) -> tuple[list[dict], str]:
+    """``run``'s validation pairs, one noise draw a scene, and its converted folder."""
+    from lowlight import pairs
+
+    table_, converted = pairs.read_pairs(run / "data/pairs.parquet")
+    rows = [r for r in table_.to_pylist() if r["split"] == "val" and "_00_" in r["pair_id"]]
+    return rows, converted
+
+
 def sigma_study(
     scales: tuple[float, ...] = SCALES, run: Path = RUN, brighten: str = "amplify"
 ) -> dict[str, float]:
@@ -105,11 +114,10 @@ def sigma_study(
         return json.loads(cache.read_text())
     import numpy as np
 
-    from lowlight import baselines, conversion, evaluation, imageio, metrics, modes, pairs
+    from lowlight import baselines, conversion, evaluation, imageio, metrics, modes
 
-    table_, converted = pairs.read_pairs(run / "data/pairs.parquet")
+    rows, converted = one_draw_val_rows(run)
     shots = conversion.read_shots(run / converted)
-    rows = [r for r in table_.to_pylist() if r["split"] == "val" and "_00_" in r["pair_id"]]
     found: dict[str, list[float]] = {f"x{s:g}": [] for s in scales}
     for row in rows:
         whole, bright = (modes.to_unit(imageio.read_image(run / converted / row[k]))
@@ -279,24 +287,18 @@ def demosaic_line(run: Path, recipe: str) -> list[str]:
     import numpy as np
     import rawpy
 
-    from lowlight import evaluation, metrics, pairs
+    from lowlight import evaluation, metrics, raw
     from lowlight.config import load_params
 
     params = load_params(benchlib.ROOT / recipe)
-    table_, _ = pairs.read_pairs(run / "data/pairs.parquet")
     found: dict[int, list[float]] = {}
-    for row in table_.to_pylist():
-        if row["split"] != "val" or "_00_" not in row["pair_id"]:
-            continue  # one noise draw a scene: the long frame is the same for all three
+    for row in one_draw_val_rows(run)[0]:  # the long frame is the same for all three draws
         dng = (run / params.data.raw_dir / row["bright"]).with_suffix(".dng")
-        with rawpy.imread(str(dng)) as raw:  # raw.decode's settings, both demosaics
-            target, linear = (
-                evaluation.crop_center(raw.postprocess(
-                    use_camera_wb=True, no_auto_bright=True, output_color=rawpy.ColorSpace.sRGB,
-                    output_bps=16, adjust_maximum_thr=0.0, demosaic_algorithm=algorithm,
-                ) / 65535.0, params.evaluate.crop)
-                for algorithm in (None, rawpy.DemosaicAlgorithm.LINEAR)
-            )  # fmt: skip
+        target, linear = (
+            evaluation.crop_center(raw.decode(dng, bits=16, demosaic=algorithm)[0] / 65535.0,
+                                   params.evaluate.crop)
+            for algorithm in (None, rawpy.DemosaicAlgorithm.LINEAR)
+        )  # fmt: skip
         found.setdefault(int(row["ratio"]), []).append(metrics.psnr(linear, target))
     said = ", ".join(f"x{r} {np.mean(v):.2f} dB" for r, v in sorted(found.items()))
     return [f"LibRaw's LINEAR demosaic of the clean long frames against the targets (its X-Trans "

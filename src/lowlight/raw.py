@@ -322,11 +322,13 @@ def decode(
     auto_target: float = 0.18,
     max_gain: float = 300.0,
     curve: str = "bt709",
+    demosaic: rawpy.DemosaicAlgorithm | None = None,
 ) -> tuple[np.ndarray, RawMeta, float]:
     """Decode ``path`` to an HxWx3 sRGB array (uint8 or uint16), amplified by ``gain``.
 
     ``gain`` may be ``"auto"``: estimated to bring the mean linear level to ``auto_target``.
-    ``curve``: ``bt709`` (LibRaw's default, as SID rendered) or ``srgb``. Returns the image,
+    ``curve``: ``bt709`` (LibRaw's default, as SID rendered) or ``srgb``. ``demosaic``: LibRaw's
+    algorithm instead of ``demosaic_for``'s (a benchmark comparing two). Returns the image,
     its metadata (with the file's rendering parameters) and the gain actually applied.
     """
     camera, exif_iso = _camera_name(path)
@@ -356,7 +358,7 @@ def decode(
                 # LibRaw's default 0.75 lowers the white level to a bright frame's own maximum:
                 # a brightness that depends on the image, which no model can predict.
                 adjust_maximum_thr=0.0,
-                demosaic_algorithm=demosaic_for(raw),
+                demosaic_algorithm=demosaic or demosaic_for(raw),
             )
             other = raw.other
             render = RenderParams.from_libraw(raw.camera_whitebalance, raw.color_matrix, curve)
